@@ -1,0 +1,150 @@
+import keras
+
+from keras_nlm.validation import check_choice, check_positive_int, check_rate
+
+# The course's three recurrent cells, as Keras implements them (cuDNN where
+# available). `state_count` is how many state tensors one direction carries.
+CELLS = {
+    "simple": (keras.layers.SimpleRNN, 1),
+    "lstm": (keras.layers.LSTM, 2),
+    "gru": (keras.layers.GRU, 1),
+}
+
+
+@keras.saving.register_keras_serializable(package="keras_nlm")
+class RecurrentStack(keras.layers.Layer):
+    """`num_layers` recurrent layers, each reading the hidden states of the one below.
+
+    Layer `l` at time `t` updates its state from its input and its own state one
+    step back, `h⁽ˡ⁾ₜ = cell(h⁽ˡ⁻¹⁾ₜ, h⁽ˡ⁾ₜ₋₁)` with `h⁽⁰⁾ₜ` the input, where the
+    cell is the simple RNN's `tanh(W x + U h + b)`, the LSTM (cell memory with
+    input, forget and output gates) or the GRU (update and reset gates, memory =
+    output). Training unrolls it in time: backpropagation through time.
+
+    With `bidirectional=True` each layer is the course's BRNN: two hidden layers
+    of opposite directions whose outputs are concatenated for the layer above.
+
+    Args:
+        cell: `"simple"`, `"lstm"` or `"gru"`.
+        hidden_dim: `h`, the state size of each layer (per direction).
+        num_layers: how many layers are stacked.
+        bidirectional: run each layer forwards and backwards.
+        dropout: dropout rate between layers (on non-recurrent connections,
+            as in Zaremba et al. 2014).
+        return_sequences: return every time step of the top layer (`True`) or
+            only its last one.
+        stateful: carry each layer's final state into the next batch (Keras's
+            `stateful`; the batch size becomes fixed).
+
+    Call arguments:
+        inputs: `(batch, time, features)`.
+        initial_state: `None`, or one list of state tensors per layer, as
+            returned with `return_state=True`.
+        mask: `(batch, time)` booleans, `False` at padding.
+        return_state: also return the final states, one list per layer
+            (LSTM: `[h, c]`; GRU and simple: `[h]`; bidirectional: forward
+            states then backward ones).
+
+    Example:
+    >>> stack = RecurrentStack(cell="lstm", hidden_dim=32, num_layers=2)
+    >>> outputs, states = stack(np.zeros((4, 10, 8)), return_state=True)
+    >>> outputs.shape, len(states), len(states[0])
+    ((4, 10, 32), 2, 2)
+    """
+
+    def __init__(
+        self,
+        cell="lstm",
+        hidden_dim=128,
+        num_layers=1,
+        bidirectional=False,
+        dropout=0.0,
+        return_sequences=True,
+        stateful=False,
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        self.cell = check_choice(cell, "cell", tuple(CELLS))
+        self.hidden_dim = check_positive_int(hidden_dim, "hidden_dim")
+        self.num_layers = check_positive_int(num_layers, "num_layers")
+        self.bidirectional = bidirectional
+        self.dropout = check_rate(dropout, "dropout")
+        self.return_sequences = return_sequences
+        self.stateful = stateful
+        layer_class, self.state_count = CELLS[cell]
+        if bidirectional:
+            self.state_count *= 2
+        self.recurrent_layers = []
+        for i in range(num_layers):
+            layer = layer_class(
+                hidden_dim,
+                return_sequences=return_sequences or i < num_layers - 1,
+                return_state=True,
+                stateful=stateful,
+                name=f"{cell}_{i}",
+            )
+            if bidirectional:
+                layer = keras.layers.Bidirectional(layer, name=f"bidirectional_{i}")
+            self.recurrent_layers.append(layer)
+        self.dropout_layer = keras.layers.Dropout(self.dropout)
+        self.supports_masking = True
+
+    @property
+    def output_dim(self):
+        return self.hidden_dim * (2 if self.bidirectional else 1)
+
+    def build(self, inputs_shape, initial_state_shape=None):
+        shape = tuple(inputs_shape)
+        for i, layer in enumerate(self.recurrent_layers):
+            layer.build(shape)
+            if i < self.num_layers - 1 or self.return_sequences:
+                shape = shape[:2] + (self.output_dim,)
+        self.built = True
+
+    def call(
+        self, inputs, initial_state=None, mask=None, training=None, return_state=False
+    ):
+        if initial_state is not None and len(initial_state) != self.num_layers:
+            raise ValueError(
+                f"`initial_state` must hold one list of states per layer "
+                f"(num_layers={self.num_layers}); got {len(initial_state)}."
+            )
+        x, states = inputs, []
+        for i, layer in enumerate(self.recurrent_layers):
+            if i > 0:
+                x = self.dropout_layer(x, training=training)
+            x, *layer_states = layer(
+                x,
+                initial_state=None if initial_state is None else initial_state[i],
+                mask=mask,
+                training=training,
+            )
+            states.append(layer_states)
+        return (x, states) if return_state else x
+
+    def compute_mask(self, inputs, mask=None):
+        return mask if self.return_sequences else None
+
+    def reset_state(self):
+        """Zeroes the carried states of a `stateful=True` stack."""
+        for layer in self.recurrent_layers:
+            if isinstance(layer, keras.layers.Bidirectional):
+                layer.forward_layer.reset_state()
+                layer.backward_layer.reset_state()
+            else:
+                layer.reset_state()
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            {
+                "cell": self.cell,
+                "hidden_dim": self.hidden_dim,
+                "num_layers": self.num_layers,
+                "bidirectional": self.bidirectional,
+                "dropout": self.dropout,
+                "return_sequences": self.return_sequences,
+                "stateful": self.stateful,
+            }
+        )
+        return config

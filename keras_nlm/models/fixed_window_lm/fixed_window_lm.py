@@ -1,0 +1,107 @@
+import keras
+
+from keras_nlm.layers import WindowEmbedding
+from keras_nlm.models.base import Model
+from keras_nlm.validation import check_positive_int, check_rate, check_token_tensor
+
+
+@keras.saving.register_keras_serializable(package="keras_nlm")
+class FixedWindowLM(Model):
+    """The fixed-window neural language model of Bengio et al. (2003).
+
+    It predicts `P(x₅ | x₁, x₂, x₃, x₄)` from the `window_size` words before:
+
+        A = E(X)          E: v × d     the window's embeddings, concatenated (4d)
+        B = f(W A)        W: 4d × h    hidden layer, activation f
+        Z = softmax(U B)  U: h × v     next-word distribution
+
+    With `direct_connections=True` the window also reaches the output directly,
+    `Z = softmax(U B + D A)` with `D: 4d × v` (Bengio's optional `W x` term).
+    The model returns the logits `U B (+ D A)`; the softmax is in the loss
+    (`compile()` defaults to it) or in `keras.ops.softmax`.
+
+    Args:
+        vocabulary_size: `v`.
+        window_size: how many words of context (4 in the course).
+        embedding_dim: `d`.
+        hidden_dim: `h`.
+        activation: `f`, any Keras activation name.
+        direct_connections: add Bengio's direct window-to-output connections.
+        dropout: dropout rate on `A` and `B` while training.
+
+    Example:
+    >>> model = FixedWindowLM(vocabulary_size=10_000, window_size=4)
+    >>> model.compile()
+    >>> model.fit(windows, next_words)  # (batch, 4) ids -> (batch,) ids
+    """
+
+    def __init__(
+        self,
+        vocabulary_size,
+        window_size=4,
+        embedding_dim=100,
+        hidden_dim=200,
+        activation="tanh",
+        direct_connections=False,
+        dropout=0.0,
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        self.vocabulary_size = check_positive_int(vocabulary_size, "vocabulary_size")
+        self.window_size = check_positive_int(window_size, "window_size")
+        self.embedding_dim = check_positive_int(embedding_dim, "embedding_dim")
+        self.hidden_dim = check_positive_int(hidden_dim, "hidden_dim")
+        self.activation = activation
+        self.direct_connections = direct_connections
+        self.dropout = check_rate(dropout, "dropout")
+        try:
+            keras.activations.get(activation)
+        except ValueError:
+            raise ValueError(
+                "`activation` must be a Keras activation name such as 'tanh', "
+                f"'relu' or 'sigmoid'; got {activation!r}."
+            ) from None
+
+        self.E = WindowEmbedding(
+            vocabulary_size, embedding_dim, window_size, check_ids=False, name="E"
+        )
+        self.W = keras.layers.Dense(hidden_dim, activation=activation, name="W")
+        self.U = keras.layers.Dense(vocabulary_size, name="U")
+        self.D = (
+            keras.layers.Dense(vocabulary_size, use_bias=False, name="D")
+            if direct_connections
+            else None
+        )
+        self.dropout_layer = keras.layers.Dropout(self.dropout)
+
+    def check_inputs(self, inputs):
+        check_token_tensor(
+            inputs,
+            self.vocabulary_size,
+            "inputs",
+            ("batch", f"window_size={self.window_size}"),
+        )
+
+    def call(self, inputs, training=None):
+        self.check_inputs(inputs)
+        A = self.dropout_layer(self.E(inputs), training=training)
+        B = self.dropout_layer(self.W(A), training=training)
+        Z = self.U(B)
+        if self.D is not None:
+            Z = Z + self.D(A)
+        return Z
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            {
+                "vocabulary_size": self.vocabulary_size,
+                "window_size": self.window_size,
+                "embedding_dim": self.embedding_dim,
+                "hidden_dim": self.hidden_dim,
+                "activation": self.activation,
+                "direct_connections": self.direct_connections,
+                "dropout": self.dropout,
+            }
+        )
+        return config

@@ -1,0 +1,253 @@
+import keras
+from keras import ops
+
+from keras_nlm.layers import EncoderDecoderAttention, RecurrentStack, TokenEmbedding
+from keras_nlm.models.base import Model
+from keras_nlm.validation import (
+    check_choice,
+    check_positive_int,
+    check_rate,
+    check_token_tensor,
+)
+
+
+@keras.saving.register_keras_serializable(package="keras_nlm")
+class Seq2Seq(Model):
+    """The encoder-decoder (Sutskever et al. 2014; Cho et al. 2014).
+
+    Encoder: input sequence → fixed-size state. Decoder: state + output
+    sequence → output sequence.
+
+        s_enc = Encoder(E_src(x₁ … xₛ))             final state of each layer
+        hₜ    = Decoder(E_tgt(yₜ₋₁), hₜ₋₁), h₀ = s_enc
+        zₜ    = softmax(U hₜ)        (U h̃ₜ with attention, see
+                                      `EncoderDecoderAttention`)
+
+    Training feeds the target sequence shifted right (starting with the start
+    delimiter) and predicts it unshifted (teacher forcing). To use it, encode
+    the source, feed the start delimiter and decode one token at a time until
+    the end delimiter (`encode` and `decode` expose both halves).
+
+    Id 0 is padding in both vocabularies: it is masked in the encoder, the
+    decoder, the attention and (with `compile()`'s default loss) the loss.
+
+    Args:
+        source_vocabulary_size: size of the source vocabulary.
+        target_vocabulary_size: size of the target vocabulary.
+        cell: `"simple"`, `"lstm"` or `"gru"`.
+        num_layers: layers in the encoder and in the decoder; layer `l` of the
+            encoder initialises layer `l` of the decoder.
+        hidden_dim: `h`, the state size of each layer.
+        embedding_dim: `d`, for both embeddings.
+        bidirectional_encoder: BRNN encoder layers; their forward and backward
+            final states are joined by `tanh(W [h→; h←])` into the decoder's.
+        attention: `None`, `"bahdanau"` or `"luong"`.
+        reverse_source: read the source backwards (Sutskever et al.'s trick).
+        dropout: dropout on embeddings, between layers and before the output.
+
+    Example:
+    >>> model = Seq2Seq(8000, 6000, cell="gru", attention="bahdanau")
+    >>> model.compile()
+    >>> model.fit({"source": src, "target": tgt_in}, tgt_out)
+    """
+
+    ignored_label = 0
+
+    def __init__(
+        self,
+        source_vocabulary_size,
+        target_vocabulary_size,
+        cell="lstm",
+        num_layers=2,
+        hidden_dim=256,
+        embedding_dim=256,
+        bidirectional_encoder=False,
+        attention=None,
+        reverse_source=False,
+        dropout=0.0,
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        self.source_vocabulary_size = check_positive_int(
+            source_vocabulary_size, "source_vocabulary_size"
+        )
+        self.target_vocabulary_size = check_positive_int(
+            target_vocabulary_size, "target_vocabulary_size"
+        )
+        self.embedding_dim = check_positive_int(embedding_dim, "embedding_dim")
+        self.attention = check_choice(
+            attention, "attention", (None, "bahdanau", "luong")
+        )
+        self.bidirectional_encoder = bidirectional_encoder
+        self.reverse_source = reverse_source
+        self.dropout = check_rate(dropout, "dropout")
+
+        self.source_embedding = TokenEmbedding(
+            source_vocabulary_size,
+            embedding_dim,
+            mask_zero=True,
+            check_ids=False,
+            name="E_source",
+        )
+        self.target_embedding = TokenEmbedding(
+            target_vocabulary_size,
+            embedding_dim,
+            mask_zero=True,
+            check_ids=False,
+            name="E_target",
+        )
+        self.encoder = RecurrentStack(
+            cell,
+            hidden_dim,
+            num_layers,
+            bidirectional=bidirectional_encoder,
+            dropout=dropout,
+            name="encoder",
+        )
+        self.decoder = RecurrentStack(
+            cell, hidden_dim, num_layers, dropout=dropout, name="decoder"
+        )
+        # One bridge per decoder state tensor: tanh(W [h→; h←]).
+        self.bridges = (
+            [
+                keras.layers.Dense(hidden_dim, activation="tanh", name=f"bridge_{i}")
+                for i in range(num_layers * self.decoder.state_count)
+            ]
+            if bidirectional_encoder
+            else []
+        )
+        self.attention_layer = (
+            EncoderDecoderAttention(attention, hidden_dim, name="attention")
+            if attention
+            else None
+        )
+        self.dropout_layer = keras.layers.Dropout(self.dropout)
+        self.U = keras.layers.Dense(target_vocabulary_size, name="U")
+
+    @property
+    def cell(self):
+        return self.encoder.cell
+
+    @property
+    def num_layers(self):
+        return self.encoder.num_layers
+
+    @property
+    def hidden_dim(self):
+        return self.encoder.hidden_dim
+
+    def encode(self, source, training=None):
+        """Source ids `(batch, s)` → `(encoder_outputs, state, source_mask)`.
+
+        `state` is the fixed-size summary: one list of tensors per decoder layer.
+        """
+        self._check_source(source)
+        if self.reverse_source:
+            source = ops.flip(source, axis=1)
+        source_mask = ops.not_equal(source, 0)
+        a = self.dropout_layer(self.source_embedding(source), training=training)
+        outputs, states = self.encoder(
+            a, mask=source_mask, training=training, return_state=True
+        )
+        if self.bidirectional_encoder:
+            half = self.decoder.state_count
+            states = [
+                [
+                    self.bridges[layer * half + i](
+                        ops.concatenate([forward, backward], axis=-1)
+                    )
+                    for i, (forward, backward) in enumerate(
+                        zip(layer_states[:half], layer_states[half:])
+                    )
+                ]
+                for layer, layer_states in enumerate(states)
+            ]
+        return outputs, states, source_mask
+
+    def decode(
+        self,
+        target,
+        encoder_outputs,
+        state,
+        source_mask,
+        training=None,
+        return_state=False,
+        return_attention_scores=False,
+    ):
+        """Target ids so far `(batch, t)` → logits `(batch, t, target_vocabulary_size)`.
+
+        Returns `(logits, state)` with `return_state=True`, and the attention
+        weights `(batch, t, s)` last with `return_attention_scores=True`.
+        """
+        self._check_target(target)
+        target_mask = ops.not_equal(target, 0)
+        b = self.dropout_layer(self.target_embedding(target), training=training)
+        h, state = self.decoder(
+            b,
+            initial_state=state,
+            mask=target_mask,
+            training=training,
+            return_state=True,
+        )
+        scores = None
+        if self.attention_layer is not None:
+            h, scores = self.attention_layer(
+                h, encoder_outputs, source_mask, return_attention_scores=True
+            )
+        logits = self.U(self.dropout_layer(h, training=training))
+        outputs = (logits,)
+        if return_state:
+            outputs += (state,)
+        if return_attention_scores:
+            outputs += (scores,)
+        return outputs if len(outputs) > 1 else logits
+
+    def _check_source(self, source):
+        check_token_tensor(
+            source, self.source_vocabulary_size, "source", ("batch", "source_time")
+        )
+
+    def _check_target(self, target):
+        check_token_tensor(
+            target, self.target_vocabulary_size, "target", ("batch", "target_time")
+        )
+
+    def _check_structure(self, inputs):
+        if not isinstance(inputs, dict) or set(inputs) != {"source", "target"}:
+            raise ValueError(
+                "`inputs` must be a dict with keys 'source' and 'target' "
+                "(the target shifted right, starting with the start delimiter); "
+                f"got {type(inputs).__name__}"
+                + (f" with keys {sorted(inputs)}" if isinstance(inputs, dict) else "")
+                + "."
+            )
+
+    def check_inputs(self, inputs):
+        self._check_structure(inputs)
+        self._check_source(inputs["source"])
+        self._check_target(inputs["target"])
+
+    def call(self, inputs, training=None):
+        self._check_structure(inputs)  # encode and decode check the ids
+        encoder_outputs, state, source_mask = self.encode(inputs["source"], training)
+        return self.decode(
+            inputs["target"], encoder_outputs, state, source_mask, training=training
+        )
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            {
+                "source_vocabulary_size": self.source_vocabulary_size,
+                "target_vocabulary_size": self.target_vocabulary_size,
+                "cell": self.cell,
+                "num_layers": self.num_layers,
+                "hidden_dim": self.hidden_dim,
+                "embedding_dim": self.embedding_dim,
+                "bidirectional_encoder": self.bidirectional_encoder,
+                "attention": self.attention,
+                "reverse_source": self.reverse_source,
+                "dropout": self.dropout,
+            }
+        )
+        return config

@@ -1,0 +1,106 @@
+"""Small models and inputs that the tests share, one per model variant.
+
+Sizes are tiny so that every variant builds, trains a few steps and
+round-trips through saving in seconds on each backend.
+"""
+
+import numpy as np
+
+from keras_nlm import models
+
+VOCABULARY_SIZE = 23
+TARGET_VOCABULARY_SIZE = 19
+
+
+def _ids(rng, shape, vocabulary_size, padded_from=None):
+    ids = rng.integers(1, vocabulary_size, shape)
+    if padded_from is not None:
+        ids[: shape[0] // 2, padded_from:] = 0  # half the rows padded with 0
+    return ids
+
+
+def example_models(seed=0, batch_size=8):
+    """Yields `(name, model, inputs, labels)` for every model variant."""
+    rng = np.random.default_rng(seed)
+    v = VOCABULARY_SIZE
+    window = _ids(rng, (batch_size, 4), v)
+    yield (
+        "fixed_window",
+        models.FixedWindowLM(v, window_size=4, embedding_dim=6, hidden_dim=10),
+        window,
+        rng.integers(0, v, (batch_size,)),
+    )
+    yield (
+        "fixed_window_direct",
+        models.FixedWindowLM(
+            v, 3, embedding_dim=6, hidden_dim=10, direct_connections=True, dropout=0.1
+        ),
+        window[:, :3],
+        rng.integers(0, v, (batch_size,)),
+    )
+    stream = _ids(rng, (batch_size, 7), v)
+    for cell in ("simple", "lstm", "gru"):
+        yield (
+            f"rnn_lm_{cell}",
+            models.RNNLM(v, cell=cell, num_layers=2, hidden_dim=8, embedding_dim=6),
+            stream[:, :-1],
+            stream[:, 1:],
+        )
+    yield (
+        "rnn_lm_tied",
+        models.RNNLM(v, cell="lstm", hidden_dim=8, embedding_dim=8, tie_weights=True),
+        stream[:, :-1],
+        stream[:, 1:],
+    )
+    padded = _ids(rng, (batch_size, 6), v, padded_from=4)
+    yield (
+        "rnn_classifier_bidirectional",
+        models.RNNClassifier(
+            v,
+            3,
+            cell="gru",
+            num_layers=2,
+            hidden_dim=6,
+            embedding_dim=5,
+            bidirectional=True,
+        ),
+        padded,
+        rng.integers(0, 3, (batch_size,)),
+    )
+    yield (
+        "rnn_tagger_bidirectional",
+        models.RNNTagger(
+            v,
+            4,
+            cell="lstm",
+            num_layers=2,
+            hidden_dim=6,
+            embedding_dim=5,
+            bidirectional=True,
+        ),
+        padded,
+        np.where(padded > 0, rng.integers(1, 4, padded.shape), 0),
+    )
+    source = _ids(rng, (batch_size, 7), v, padded_from=5)
+    target = _ids(rng, (batch_size, 6), TARGET_VOCABULARY_SIZE, padded_from=4)
+    for name, options in (
+        ("seq2seq_lstm", dict(cell="lstm", reverse_source=True)),
+        ("seq2seq_gru_bahdanau", dict(cell="gru", attention="bahdanau")),
+        (
+            "seq2seq_lstm_luong_bidirectional",
+            dict(cell="lstm", attention="luong", bidirectional_encoder=True),
+        ),
+    ):
+        yield (
+            name,
+            models.Seq2Seq(
+                v,
+                TARGET_VOCABULARY_SIZE,
+                num_layers=2,
+                hidden_dim=8,
+                embedding_dim=6,
+                **options,
+            ),
+            {"source": source, "target": target},
+            target,
+        )

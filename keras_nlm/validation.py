@@ -1,0 +1,180 @@
+"""Checks that turn bad input into one clear `ValueError` on every backend.
+
+Out-of-range token ids are the dangerous case: TensorFlow raises its own error,
+PyTorch an `IndexError`, and JAX silently clamps the gather. Keras has no
+portable in-graph assertion, so this module writes one: concrete tensors are
+checked in Python; inside a compiled step (`tf.function`, `jax.jit`) the ids'
+minimum and maximum go to a host callback that raises, and `guard_step`
+turns the backend's wrapper exception back into that `ValueError`.
+"""
+
+import functools
+import types
+
+import keras
+from keras import ops
+
+# Not thread-local: TensorFlow and JAX run host callbacks on threads of their own.
+_state = types.SimpleNamespace(error=None, prechecked=False)
+
+
+def check_positive_int(value, argument):
+    """Raises unless `value` is an int >= 1 (bools excluded)."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f"`{argument}` must be a positive integer, got {value!r}.")
+    return value
+
+
+def check_choice(value, argument, choices):
+    """Raises unless `value` is one of `choices`."""
+    if value not in choices:
+        allowed = ", ".join(repr(c) for c in choices)
+        raise ValueError(f"`{argument}` must be one of {allowed}; got {value!r}.")
+    return value
+
+
+def check_rate(value, argument):
+    """Raises unless `value` is a float in [0, 1)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ValueError(f"`{argument}` must be a number in [0, 1), got {value!r}.")
+    if not 0.0 <= value < 1.0:
+        raise ValueError(f"`{argument}` must be in [0, 1), got {value!r}.")
+    return float(value)
+
+
+def check_rank(x, argument, dimensions):
+    """Raises unless `x` has one axis per name in `dimensions` and none empty.
+
+    `dimensions` names the expected axes, e.g. `("batch", "time")`.
+    """
+    shape = tuple(x.shape)
+    rank = len(dimensions)
+    layout = "(" + ", ".join(dimensions) + ")"
+    if len(shape) != rank:
+        raise ValueError(
+            f"`{argument}` must have shape {layout} (rank {rank}); "
+            f"got shape {shape} (rank {len(shape)})."
+        )
+    if any(d == 0 for d in shape):
+        raise ValueError(
+            f"`{argument}` must not be empty: shape {layout} got {shape}. "
+            "Every sequence needs at least one token."
+        )
+
+
+def _out_of_range_error(argument, vocabulary_size, low, high):
+    bad = low if low < 0 else high
+    return ValueError(
+        f"`{argument}` holds token id {bad}, outside the allowed range "
+        f"[0, {vocabulary_size}) of vocabulary_size={vocabulary_size} "
+        f"(ids seen: min {low}, max {high})."
+    )
+
+
+def _host_check(argument, vocabulary_size):
+    def check(low, high):
+        low, high = int(low), int(high)
+        if low < 0 or high >= vocabulary_size:
+            error = _out_of_range_error(argument, vocabulary_size, low, high)
+            # Remembered so that `guard_step` can raise it as it is.
+            _state.error = error
+            raise error
+
+    return check
+
+
+def _is_concrete(x):
+    """Whether `x` holds values now (eager), rather than being traced."""
+    if isinstance(x, keras.KerasTensor):
+        return False
+    backend = keras.backend.backend()
+    if backend == "tensorflow":
+        import tensorflow as tf
+
+        return tf.executing_eagerly()
+    if backend == "jax":
+        import jax
+
+        return not isinstance(x, jax.core.Tracer)
+    # PyTorch: eager, or torch.compile, which breaks the graph to run the check.
+    return getattr(x, "device", None) is None or x.device.type != "meta"
+
+
+def check_token_ids(ids, vocabulary_size, argument="inputs"):
+    """Raises `ValueError` if any id is outside `[0, vocabulary_size)`.
+
+    Works eagerly and inside compiled steps on TensorFlow, JAX and PyTorch.
+    """
+    if isinstance(ids, keras.KerasTensor):
+        return
+    low, high = ops.min(ids), ops.max(ids)
+    check = _host_check(argument, vocabulary_size)
+    if _is_concrete(ids):
+        check(ops.convert_to_numpy(low), ops.convert_to_numpy(high))
+        return
+    if _state.prechecked:
+        return  # the batch was checked before it entered the compiled step
+    backend = keras.backend.backend()
+    if backend == "tensorflow":
+        import tensorflow as tf
+
+        tf.numpy_function(lambda a, b: check(a, b) or 0, [low, high], tf.int64)
+    elif backend == "jax":
+        import jax
+
+        jax.debug.callback(check, low, high)
+
+
+def check_token_tensor(ids, vocabulary_size, argument, dimensions):
+    """`check_rank` and `check_token_ids` of one tensor of token ids."""
+    check_rank(ids, argument, dimensions)
+    check_token_ids(ids, vocabulary_size, argument)
+
+
+def guard_step(step, check_inputs, restore_variables):
+    """Wraps a Keras train/test/predict step function for bad token ids.
+
+    On JAX, each batch is checked by `check_inputs(x)` while still concrete,
+    before it enters the jitted step (a step that failed inside `jax.jit` would
+    have consumed the model's donated weights); as Keras's JAX loop detaches
+    the weights while it runs, `restore_variables(state)` puts them back when a
+    batch is refused. On TensorFlow the check runs inside the graph, and the
+    backend's wrapper exception is turned back into the check's `ValueError`.
+    """
+    if getattr(step, "_keras_nlm_guarded", False):
+        return step
+
+    @functools.wraps(step)
+    def guarded(*args):
+        _state.error = None
+        jax = keras.backend.backend() == "jax"
+        if jax:
+            state, batches = args
+            args = (state, _checked(batches, check_inputs))
+            _state.prechecked = True
+        try:
+            return step(*args)
+        except Exception as backend_error:
+            error, _state.error = _state.error, None
+            if jax and error is backend_error:
+                restore_variables(state)
+            if error is None or error is backend_error:
+                raise
+            raise ValueError(str(error)) from None
+        finally:
+            _state.prechecked = False
+
+    guarded._keras_nlm_guarded = True
+    return guarded
+
+
+def _checked(batches, check_inputs):
+    for batch in batches:
+        x, _, _ = keras.utils.unpack_x_y_sample_weight(batch)
+        check_inputs(x)
+        yield batch
+
+
+def supports_jit_on_backend():
+    """XLA in TensorFlow drops host callbacks, so id-checking layers opt out."""
+    return keras.backend.backend() != "tensorflow"

@@ -1,0 +1,65 @@
+"""What every model promises, checked for every variant on the current backend."""
+
+import keras
+import numpy as np
+import pytest
+
+from keras_nlm.testing import example_models
+
+EXAMPLES = {name: (model, x, y) for name, model, x, y in example_models()}
+
+
+@pytest.fixture(params=sorted(EXAMPLES))
+def example(request):
+    return EXAMPLES[request.param]
+
+
+def test_fit_lowers_the_loss(example):
+    model, x, y = example
+    model.compile(optimizer=keras.optimizers.Adam(0.05))
+    history = model.fit(x, y, epochs=15, batch_size=len(y), verbose=0)
+    losses = history.history["loss"]
+    assert np.all(np.isfinite(losses))
+    assert losses[-1] < 0.9 * losses[0], losses
+
+
+def test_save_and_load_round_trip(example, tmp_path):
+    model, x, y = example
+    model.compile()
+    before = model.predict(x, verbose=0)
+    path = tmp_path / "model.keras"
+    model.save(path)
+    loaded = keras.saving.load_model(path)
+    assert type(loaded) is type(model)
+    assert loaded.get_config() == model.get_config()
+    np.testing.assert_allclose(loaded.predict(x, verbose=0), before, atol=1e-6)
+    # compile() is restored too, so training can go on after loading.
+    assert loaded.compiled
+    loaded.fit(x, y, epochs=1, verbose=0)
+
+
+def test_config_rebuilds_an_equal_model(example):
+    model, _, _ = example
+    clone = type(model).from_config(model.get_config())
+    assert clone.get_config() == model.get_config()
+
+
+def test_out_of_range_ids_raise_the_same_error_everywhere(example):
+    model, x, y = example
+    model.compile()
+    before = model.predict(x, verbose=0)
+    bad = {k: v.copy() for k, v in x.items()} if isinstance(x, dict) else x.copy()
+    column = bad["target"] if isinstance(bad, dict) else bad
+    column[0, 0] = 10_000
+    expected = r"token id 10000, outside the allowed range \[0, \d+\)"
+    with pytest.raises(ValueError, match=expected):  # eager call
+        model(bad)
+    with pytest.raises(ValueError, match=expected):  # compiled predict step
+        model.predict(bad, verbose=0)
+    with pytest.raises(ValueError, match=expected):  # compiled train step
+        model.fit(bad, y, verbose=0)
+    column[0, 0] = -1
+    with pytest.raises(ValueError, match="token id -1"):
+        model.evaluate(bad, y, verbose=0)
+    # The failed steps left the weights untouched.
+    np.testing.assert_allclose(model.predict(x, verbose=0), before, atol=1e-6)
