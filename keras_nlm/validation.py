@@ -96,39 +96,51 @@ def _is_concrete(x):
         import jax
 
         return not isinstance(x, jax.core.Tracer)
-    # PyTorch: eager, or torch.compile, which breaks the graph to run the check.
-    return getattr(x, "device", None) is None or x.device.type != "meta"
+    if backend == "torch":
+        import torch
+
+        # Eager, or torch.compile, which breaks the graph to run the check;
+        # meta tensors (Keras's shape inference) hold no values.
+        return not isinstance(x, torch.Tensor) or x.device.type != "meta"
+    return True
 
 
 def check_token_ids(ids, vocabulary_size, argument="inputs"):
     """Raises `ValueError` if any id is outside `[0, vocabulary_size)`.
 
     Works eagerly and inside compiled steps on TensorFlow, JAX and PyTorch.
+    Returns `ids`; use the returned tensor, which in a TensorFlow graph only
+    becomes available once the check has passed.
     """
     if isinstance(ids, keras.KerasTensor):
-        return
+        return ids
     low, high = ops.min(ids), ops.max(ids)
     check = _host_check(argument, vocabulary_size)
     if _is_concrete(ids):
         check(ops.convert_to_numpy(low), ops.convert_to_numpy(high))
-        return
+        return ids
     if _state.prechecked:
-        return  # the batch was checked before it entered the compiled step
+        return ids  # the batch was checked before it entered the compiled step
     backend = keras.backend.backend()
     if backend == "tensorflow":
         import tensorflow as tf
 
-        tf.numpy_function(lambda a, b: check(a, b) or 0, [low, high], tf.int64)
-    elif backend == "jax":
+        # Else the gather that reads `ids` may fail first, with TF's own error.
+        passed = tf.numpy_function(lambda a, b: check(a, b) or 0, [low, high], tf.int64)
+        with tf.control_dependencies([passed]):
+            return tf.identity(ids)
+    if backend == "jax":
         import jax
 
+        # JAX's gather clamps instead of failing, so the callback always wins.
         jax.debug.callback(check, low, high)
+    return ids
 
 
 def check_token_tensor(ids, vocabulary_size, argument, dimensions):
     """`check_rank` and `check_token_ids` of one tensor of token ids."""
     check_rank(ids, argument, dimensions)
-    check_token_ids(ids, vocabulary_size, argument)
+    return check_token_ids(ids, vocabulary_size, argument)
 
 
 def guard_step(step, check_inputs, restore_variables):

@@ -35,7 +35,7 @@ class OneHot(keras.layers.Layer):
         self.supports_jit = supports_jit_on_backend()
 
     def call(self, inputs):
-        check_token_ids(inputs, self.vocabulary_size, "inputs")
+        inputs = check_token_ids(inputs, self.vocabulary_size, "inputs")
         return ops.one_hot(
             ops.cast(inputs, "int32"), self.vocabulary_size, dtype=self.compute_dtype
         )

@@ -33,8 +33,6 @@ class RecurrentStack(keras.layers.Layer):
             as in Zaremba et al. 2014).
         return_sequences: return every time step of the top layer (`True`) or
             only its last one.
-        stateful: carry each layer's final state into the next batch (Keras's
-            `stateful`; the batch size becomes fixed).
 
     Call arguments:
         inputs: `(batch, time, features)`.
@@ -60,7 +58,6 @@ class RecurrentStack(keras.layers.Layer):
         bidirectional=False,
         dropout=0.0,
         return_sequences=True,
-        stateful=False,
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -70,7 +67,6 @@ class RecurrentStack(keras.layers.Layer):
         self.bidirectional = bidirectional
         self.dropout = check_rate(dropout, "dropout")
         self.return_sequences = return_sequences
-        self.stateful = stateful
         layer_class, self.state_count = CELLS[cell]
         if bidirectional:
             self.state_count *= 2
@@ -80,7 +76,6 @@ class RecurrentStack(keras.layers.Layer):
                 hidden_dim,
                 return_sequences=return_sequences or i < num_layers - 1,
                 return_state=True,
-                stateful=stateful,
                 name=f"{cell}_{i}",
             )
             if bidirectional:
@@ -125,15 +120,6 @@ class RecurrentStack(keras.layers.Layer):
     def compute_mask(self, inputs, mask=None):
         return mask if self.return_sequences else None
 
-    def reset_state(self):
-        """Zeroes the carried states of a `stateful=True` stack."""
-        for layer in self.recurrent_layers:
-            if isinstance(layer, keras.layers.Bidirectional):
-                layer.forward_layer.reset_state()
-                layer.backward_layer.reset_state()
-            else:
-                layer.reset_state()
-
     def get_config(self):
         config = super().get_config()
         config.update(
@@ -144,7 +130,6 @@ class RecurrentStack(keras.layers.Layer):
                 "bidirectional": self.bidirectional,
                 "dropout": self.dropout,
                 "return_sequences": self.return_sequences,
-                "stateful": self.stateful,
             }
         )
         return config

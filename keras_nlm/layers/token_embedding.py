@@ -89,7 +89,7 @@ class TokenEmbedding(keras.layers.Embedding):
             logits = ops.matmul(inputs, ops.transpose(self.embeddings))
             return logits + self.reverse_bias
         if self.check_ids:
-            check_token_ids(inputs, self.vocabulary_size, "inputs")
+            inputs = check_token_ids(inputs, self.vocabulary_size, "inputs")
         return super().call(inputs)
 
     def compute_output_spec(self, inputs, reverse=False):

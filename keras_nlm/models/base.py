@@ -33,8 +33,9 @@ class Model(keras.Model):
     def check_inputs(self, inputs):
         """Raises `ValueError` for inputs of the wrong structure, rank or ids.
 
-        `call()` runs it first; on JAX it also runs on each batch of `fit`,
-        `evaluate` and `predict` before the batch enters the compiled step.
+        Returns the inputs to compute with (see `check_token_ids`). `call()`
+        runs it first; on JAX it also runs on each batch of `fit`, `evaluate`
+        and `predict` before the batch enters the compiled step.
         """
         raise NotImplementedError
 

@@ -75,7 +75,7 @@ class FixedWindowLM(Model):
         self.dropout_layer = keras.layers.Dropout(self.dropout)
 
     def check_inputs(self, inputs):
-        check_token_tensor(
+        return check_token_tensor(
             inputs,
             self.vocabulary_size,
             "inputs",
@@ -83,7 +83,7 @@ class FixedWindowLM(Model):
         )
 
     def call(self, inputs, training=None):
-        self.check_inputs(inputs)
+        inputs = self.check_inputs(inputs)
         A = self.dropout_layer(self.E(inputs), training=training)
         B = self.dropout_layer(self.W(A), training=training)
         Z = self.U(B)

@@ -85,10 +85,12 @@ class RNNClassifier(Model):
         return self.rnn.bidirectional
 
     def check_inputs(self, inputs):
-        check_token_tensor(inputs, self.vocabulary_size, "inputs", ("batch", "time"))
+        return check_token_tensor(
+            inputs, self.vocabulary_size, "inputs", ("batch", "time")
+        )
 
     def call(self, inputs, training=None):
-        self.check_inputs(inputs)
+        inputs = self.check_inputs(inputs)
         mask = ops.not_equal(inputs, 0)
         a = self.dropout_layer(self.embedding(inputs), training=training)
         h = self.rnn(a, mask=mask, training=training)

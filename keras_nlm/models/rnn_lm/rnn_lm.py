@@ -19,7 +19,7 @@ class RNNLM(Model):
     The model returns the logits. Passing `initial_state` and asking for
     `return_state=True` carries the state across calls: consecutive batches in
     truncated backpropagation through time, or one new token at a time when
-    generating. `stateful=True` makes Keras carry it between batches itself.
+    generating.
 
     Args:
         vocabulary_size: `v`.
@@ -31,7 +31,6 @@ class RNNLM(Model):
             output layer (Zaremba et al.'s non-recurrent connections).
         tie_weights: share `E` as the output matrix (`U = Eᵀ`); needs
             `embedding_dim == hidden_dim`.
-        stateful: carry the final states into the next batch (fixed batch size).
 
     Call arguments:
         inputs: `(batch, time)` token ids.
@@ -53,7 +52,6 @@ class RNNLM(Model):
         embedding_dim=200,
         dropout=0.0,
         tie_weights=False,
-        stateful=False,
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -79,7 +77,6 @@ class RNNLM(Model):
             hidden_dim,
             num_layers,
             dropout=dropout,
-            stateful=stateful,
             name="rnn",
         )
         self.U = None if tie_weights else keras.layers.Dense(vocabulary_size, name="U")
@@ -97,15 +94,13 @@ class RNNLM(Model):
     def hidden_dim(self):
         return self.rnn.hidden_dim
 
-    @property
-    def stateful(self):
-        return self.rnn.stateful
-
     def check_inputs(self, inputs):
-        check_token_tensor(inputs, self.vocabulary_size, "inputs", ("batch", "time"))
+        return check_token_tensor(
+            inputs, self.vocabulary_size, "inputs", ("batch", "time")
+        )
 
     def call(self, inputs, initial_state=None, return_state=False, training=None):
-        self.check_inputs(inputs)
+        inputs = self.check_inputs(inputs)
         a = self.dropout_layer(self.embedding(inputs), training=training)
         h, states = self.rnn(
             a, initial_state=initial_state, training=training, return_state=True
@@ -113,10 +108,6 @@ class RNNLM(Model):
         h = self.dropout_layer(h, training=training)
         z = self.embedding(h, reverse=True) if self.tie_weights else self.U(h)
         return (z, states) if return_state else z
-
-    def reset_state(self):
-        """Zeroes the carried state of a `stateful=True` model (e.g. each epoch)."""
-        self.rnn.reset_state()
 
     def get_config(self):
         config = super().get_config()
@@ -129,7 +120,6 @@ class RNNLM(Model):
                 "embedding_dim": self.embedding_dim,
                 "dropout": self.dropout,
                 "tie_weights": self.tie_weights,
-                "stateful": self.stateful,
             }
         )
         return config

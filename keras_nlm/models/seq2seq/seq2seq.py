@@ -141,7 +141,7 @@ class Seq2Seq(Model):
 
         `state` is the fixed-size summary: one list of tensors per decoder layer.
         """
-        self._check_source(source)
+        source = self._check_source(source)
         if self.reverse_source:
             source = ops.flip(source, axis=1)
         source_mask = ops.not_equal(source, 0)
@@ -179,7 +179,7 @@ class Seq2Seq(Model):
         Returns `(logits, state)` with `return_state=True`, and the attention
         weights `(batch, t, s)` last with `return_attention_scores=True`.
         """
-        self._check_target(target)
+        target = self._check_target(target)
         target_mask = ops.not_equal(target, 0)
         b = self.dropout_layer(self.target_embedding(target), training=training)
         h, state = self.decoder(
@@ -203,12 +203,12 @@ class Seq2Seq(Model):
         return outputs if len(outputs) > 1 else logits
 
     def _check_source(self, source):
-        check_token_tensor(
+        return check_token_tensor(
             source, self.source_vocabulary_size, "source", ("batch", "source_time")
         )
 
     def _check_target(self, target):
-        check_token_tensor(
+        return check_token_tensor(
             target, self.target_vocabulary_size, "target", ("batch", "target_time")
         )
 
@@ -224,8 +224,10 @@ class Seq2Seq(Model):
 
     def check_inputs(self, inputs):
         self._check_structure(inputs)
-        self._check_source(inputs["source"])
-        self._check_target(inputs["target"])
+        return {
+            "source": self._check_source(inputs["source"]),
+            "target": self._check_target(inputs["target"]),
+        }
 
     def call(self, inputs, training=None):
         self._check_structure(inputs)  # encode and decode check the ids

@@ -1,0 +1,67 @@
+import keras
+import numpy as np
+import pytest
+
+from keras_nlm.layers import TokenEmbedding, WindowEmbedding
+
+
+def test_lookup_is_a_row_of_E():
+    embedding = TokenEmbedding(vocabulary_size=10, embedding_dim=3)
+    ids = np.array([[4, 7, 1]])
+    vectors = keras.ops.convert_to_numpy(embedding(ids))
+    np.testing.assert_allclose(vectors[0], embedding.get_weights()[0][[4, 7, 1]])
+
+
+def test_reverse_is_the_tied_output_layer():
+    embedding = TokenEmbedding(10, 3, reversible=True)
+    embedding.build()
+    E, b = embedding.get_weights()
+    b = np.arange(10, dtype="float32")
+    embedding.set_weights([E, b])
+    hidden = np.random.randn(2, 5, 3).astype("float32")
+    logits = keras.ops.convert_to_numpy(embedding(hidden, reverse=True))
+    np.testing.assert_allclose(logits, hidden @ E.T + b, rtol=1e-5, atol=1e-5)
+
+
+def test_reverse_needs_reversible():
+    embedding = TokenEmbedding(10, 3)
+    embedding.build()
+    with pytest.raises(ValueError, match="reversible=True"):
+        embedding(np.zeros((1, 3), "float32"), reverse=True)
+
+
+def test_out_of_range_ids_raise_in_eager_and_compiled_calls():
+    model = keras.Sequential([keras.Input((2,), dtype="int32"), TokenEmbedding(6, 2)])
+    bad = np.array([[1, 6]])
+    with pytest.raises(
+        ValueError, match=r"token id 6, outside the allowed range \[0, 6\)"
+    ):
+        model(bad)
+    # Inside Keras's compiled predict step the backend wraps the error, but its
+    # message still names the id and the range.
+    with pytest.raises(Exception, match=r"token id 6, outside the allowed range"):
+        model.predict(bad, verbose=0)
+
+
+def test_window_concatenates_the_lookups():
+    window = WindowEmbedding(vocabulary_size=20, embedding_dim=3, window_size=4)
+    ids = np.array([[1, 2, 3, 4], [5, 5, 0, 19]])
+    A = keras.ops.convert_to_numpy(window(ids))
+    E = window.get_weights()[0]
+    assert A.shape == (2, 12)
+    np.testing.assert_allclose(A, E[ids].reshape(2, 12))
+
+
+def test_window_size_is_checked():
+    window = WindowEmbedding(20, 3, window_size=4)
+    with pytest.raises(ValueError, match="window_size=4"):
+        window(np.array([[1, 2, 3]]))
+    with pytest.raises(ValueError, match="rank 2"):
+        window(np.array([1, 2, 3, 4]))
+
+
+def test_serializes_with_course_names():
+    layer = WindowEmbedding(20, 3, window_size=5, name="E")
+    config = layer.get_config()
+    assert config["vocabulary_size"] == 20 and config["embedding_dim"] == 3
+    assert WindowEmbedding.from_config(config).get_config() == config
