@@ -1,0 +1,60 @@
+"""`python -m keras_nlm`: a tour of the course's models on the current backend.
+
+Builds each model at the sizes of its paper, runs it on a batch of random ids
+and prints what it computes, its parameter count and its output shape.
+"""
+
+import keras
+import numpy as np
+
+import keras_nlm
+from keras_nlm import models
+
+TOUR = [
+    (
+        "FixedWindowLM (Bengio 2003): A = E(X), B = tanh(WA), Z = softmax(UB)",
+        lambda: models.FixedWindowLM(
+            10_000, window_size=4, embedding_dim=60, hidden_dim=100
+        ),
+        lambda rng: rng.integers(0, 10_000, (2, 4)),
+    ),
+    (
+        "RNNLM, LSTM 2x200 (Zaremba small): h_t = LSTM(E(x_t), h_t-1), z_t = U h_t",
+        lambda: models.RNNLM(
+            10_000, cell="lstm", num_layers=2, hidden_dim=200, embedding_dim=200
+        ),
+        lambda rng: rng.integers(0, 10_000, (2, 20)),
+    ),
+    (
+        "RNNTagger, bidirectional GRU: y_t = softmax(U [h->_t; h<-_t])",
+        lambda: models.RNNTagger(10_000, 18, cell="gru", bidirectional=True),
+        lambda rng: rng.integers(1, 10_000, (2, 12)),
+    ),
+    (
+        "Seq2Seq, GRU with Bahdanau attention: encoder -> state -> decoder",
+        lambda: models.Seq2Seq(8_000, 6_000, cell="gru", attention="bahdanau"),
+        lambda rng: {
+            "source": rng.integers(1, 8_000, (2, 9)),
+            "target": rng.integers(1, 6_000, (2, 7)),
+        },
+    ),
+]
+
+
+def main():
+    print(
+        f"keras-nlm {keras_nlm.__version__} on Keras {keras.__version__}, "
+        f"backend {keras.backend.backend()} (set KERAS_BACKEND to change)"
+    )
+    rng = np.random.default_rng(0)
+    for title, build, inputs in TOUR:
+        model = build()
+        outputs = model(inputs(rng))
+        print(
+            f"- {title}\n    {model.count_params():,} parameters, "
+            f"logits {tuple(outputs.shape)}"
+        )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# Runs the whole test suite once under each backend; fails if any run fails
+# (including pytest's exit code 5, "no tests collected").
+# Extra arguments go to pytest, e.g. `bash scripts/test.sh -k rnn_lm`.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+PYTHON=${PYTHON:-.venv/bin/python}
+export TF_CPP_MIN_LOG_LEVEL=${TF_CPP_MIN_LOG_LEVEL:-2}
+failed=()
+for backend in ${KERAS_NLM_BACKENDS:-tensorflow jax torch}; do
+    echo "=== KERAS_BACKEND=$backend"
+    KERAS_BACKEND=$backend "$PYTHON" -m pytest -q "$@" || failed+=("$backend")
+done
+if [ ${#failed[@]} -gt 0 ]; then
+    echo "FAILED under: ${failed[*]}"
+    exit 1
+fi
+echo "All tests passed under tensorflow, jax and torch."
