@@ -7,7 +7,8 @@ cd "$(dirname "$0")/.."
 PYTHON=${PYTHON:-.venv/bin/python}
 export TF_CPP_MIN_LOG_LEVEL=${TF_CPP_MIN_LOG_LEVEL:-2}
 failed=()
-for backend in ${KERAS_NLM_BACKENDS:-tensorflow jax torch}; do
+backends=${KERAS_NLM_BACKENDS:-tensorflow jax torch}
+for backend in $backends; do
     echo "=== KERAS_BACKEND=$backend"
     KERAS_BACKEND=$backend "$PYTHON" -m pytest -q "$@" || failed+=("$backend")
 done
@@ -15,4 +16,4 @@ if [ ${#failed[@]} -gt 0 ]; then
     echo "FAILED under: ${failed[*]}"
     exit 1
 fi
-echo "All tests passed under tensorflow, jax and torch."
+echo "All tests passed under: $backends"
