@@ -49,6 +49,12 @@ class RNNClassifier(Model):
         **kwargs,
     ):
         super().__init__(**kwargs)
+        self.cell, self.num_layers, self.hidden_dim, self.bidirectional = (
+            cell,
+            num_layers,
+            hidden_dim,
+            bidirectional,
+        )
         self.vocabulary_size = check_positive_int(vocabulary_size, "vocabulary_size")
         self.num_classes = check_positive_int(num_classes, "num_classes")
         self.embedding_dim = check_positive_int(embedding_dim, "embedding_dim")
@@ -67,22 +73,6 @@ class RNNClassifier(Model):
         )
         self.dropout_layer = keras.layers.Dropout(self.dropout)
         self.U = keras.layers.Dense(num_classes, name="U")
-
-    @property
-    def cell(self):
-        return self.rnn.cell
-
-    @property
-    def num_layers(self):
-        return self.rnn.num_layers
-
-    @property
-    def hidden_dim(self):
-        return self.rnn.hidden_dim
-
-    @property
-    def bidirectional(self):
-        return self.rnn.bidirectional
 
     def check_inputs(self, inputs):
         return check_token_tensor(

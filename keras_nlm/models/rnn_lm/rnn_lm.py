@@ -55,6 +55,7 @@ class RNNLM(Model):
         **kwargs,
     ):
         super().__init__(**kwargs)
+        self.cell, self.num_layers, self.hidden_dim = cell, num_layers, hidden_dim
         self.vocabulary_size = check_positive_int(vocabulary_size, "vocabulary_size")
         self.embedding_dim = check_positive_int(embedding_dim, "embedding_dim")
         self.dropout = check_rate(dropout, "dropout")
@@ -81,18 +82,6 @@ class RNNLM(Model):
         )
         self.U = None if tie_weights else keras.layers.Dense(vocabulary_size, name="U")
         self.dropout_layer = keras.layers.Dropout(self.dropout)
-
-    @property
-    def cell(self):
-        return self.rnn.cell
-
-    @property
-    def num_layers(self):
-        return self.rnn.num_layers
-
-    @property
-    def hidden_dim(self):
-        return self.rnn.hidden_dim
 
     def check_inputs(self, inputs):
         return check_token_tensor(

@@ -68,6 +68,7 @@ class Seq2Seq(Model):
         **kwargs,
     ):
         super().__init__(**kwargs)
+        self.cell, self.num_layers, self.hidden_dim = cell, num_layers, hidden_dim
         self.source_vocabulary_size = check_positive_int(
             source_vocabulary_size, "source_vocabulary_size"
         )
@@ -123,18 +124,6 @@ class Seq2Seq(Model):
         )
         self.dropout_layer = keras.layers.Dropout(self.dropout)
         self.U = keras.layers.Dense(target_vocabulary_size, name="U")
-
-    @property
-    def cell(self):
-        return self.encoder.cell
-
-    @property
-    def num_layers(self):
-        return self.encoder.num_layers
-
-    @property
-    def hidden_dim(self):
-        return self.encoder.hidden_dim
 
     def encode(self, source, training=None):
         """Source ids `(batch, s)` → `(encoder_outputs, state, source_mask)`.
