@@ -1,0 +1,122 @@
+"""Where each corpus file comes from, its sha256, and how to get it verified.
+
+A file is read from, in order: a local mirror laid out like the project's
+`shared/data` folder (`data_dir=` or the `KERAS_NLM_DATA` environment
+variable), else the Keras cache (`~/.keras/datasets/keras_nlm/...`), else
+downloaded there from its canonical origin with `keras.utils.get_file`. Every
+file's sha256 is checked before use; a mismatch is refused, never read.
+"""
+
+import dataclasses
+import gzip
+import hashlib
+import os
+import pathlib
+import shutil
+import zipfile
+
+import keras
+
+MIRROR_VARIABLE = "KERAS_NLM_DATA"
+CACHE_SUBDIR = "keras_nlm"
+
+
+@dataclasses.dataclass(frozen=True)
+class CorpusFile:
+    """One verified file of a corpus.
+
+    Args:
+        path: the file's path inside the corpus folder, e.g. `"ptb/ptb.train.txt"`.
+        sha256: the sha256 of the file's bytes.
+        origin: the URL it is downloaded from.
+        member: when `origin` is a zip archive, the file's path inside it;
+            when `"gunzip"`, `origin` is the gzip-compressed file.
+    """
+
+    path: str
+    sha256: str
+    origin: str
+    member: str = None
+
+
+def sha256_of(path):
+    digest = hashlib.sha256()
+    with open(path, "rb") as file:
+        for block in iter(lambda: file.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def verify(path, expected_sha256):
+    """Raises `ValueError` unless the file at `path` has `expected_sha256`."""
+    actual = sha256_of(path)
+    if actual != expected_sha256:
+        raise ValueError(
+            f"Refusing {path}: its sha256 is {actual}, expected "
+            f"{expected_sha256}. The file is corrupted, truncated or a different "
+            "version; delete it (or fix the mirror) and load again."
+        )
+    return path
+
+
+def _mirror(data_dir):
+    data_dir = data_dir or os.environ.get(MIRROR_VARIABLE)
+    return pathlib.Path(data_dir).expanduser() if data_dir else None
+
+
+def _cache_root():
+    home = os.environ.get("KERAS_HOME", "~/.keras")
+    return pathlib.Path(home).expanduser() / "datasets" / CACHE_SUBDIR
+
+
+def _download(file):
+    """Fetches `file` from its origin with `keras.utils.get_file` (progress
+    shown) and unpacks it; returns the path of the unverified result."""
+    name = pathlib.PurePosixPath(file.origin).name
+    corpus = pathlib.PurePosixPath(file.path).parts[0]
+    downloaded = keras.utils.get_file(
+        fname=f"{corpus}-{name}",
+        origin=file.origin,
+        cache_dir=str(_cache_root()),
+        cache_subdir="downloads",
+    )
+    unpacked = _cache_root() / (file.path + ".partial")
+    unpacked.parent.mkdir(parents=True, exist_ok=True)
+    if file.member == "gunzip":
+        with gzip.open(downloaded) as source, open(unpacked, "wb") as sink:
+            shutil.copyfileobj(source, sink)
+    elif file.member:
+        with zipfile.ZipFile(downloaded) as archive, open(unpacked, "wb") as sink:
+            shutil.copyfileobj(archive.open(file.member), sink)
+    else:
+        shutil.copyfile(downloaded, unpacked)
+    return unpacked
+
+
+def fetch(file, data_dir=None):
+    """Returns the local path of a verified copy of `file` (a `CorpusFile`)."""
+    mirror = _mirror(data_dir)
+    if mirror is not None:
+        path = mirror / file.path
+        if not path.exists():
+            raise FileNotFoundError(
+                f"{file.path} is not in the data mirror {mirror} (set by "
+                f"`data_dir` or {MIRROR_VARIABLE}). Put the file there, laid "
+                f"out like the project's shared/data folder, or unset "
+                f"{MIRROR_VARIABLE} to download it from {file.origin}."
+            )
+        return verify(path, file.sha256)
+    path = _cache_root() / file.path
+    if not path.exists():
+        try:
+            unpacked = _download(file)
+        except Exception as error:
+            raise FileNotFoundError(
+                f"{file.path} is not in the Keras cache ({path}) and could not be "
+                f"downloaded from {file.origin} ({error}). Download it there "
+                f"yourself, or set {MIRROR_VARIABLE} to a folder laid out like "
+                "the project's shared/data folder."
+            ) from None
+        verify(unpacked, file.sha256)
+        unpacked.replace(path)  # only a verified file gets the real name
+    return verify(path, file.sha256)
