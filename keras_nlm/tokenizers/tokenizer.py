@@ -1,0 +1,224 @@
+import collections
+import json
+import os
+
+import keras
+import numpy as np
+
+VOCABULARY_FILE = "vocabulary.json"
+# Special tokens come first, in this order, so that padding is id 0 (the id
+# the models mask) whenever a tokenizer has padding.
+SPECIALS = ("padding_token", "unknown_token", "start_token", "end_token", "eos_token")
+
+
+class Tokenizer:
+    """Text ↔ token ids over a fixed vocabulary; subclasses say what a token is.
+
+    Plain Python, so it is the same on every backend and in `tf.data`-free
+    pipelines. It follows KerasHub's tokenizer conventions: `tokenize`,
+    `detokenize`, `vocabulary_size()`, `id_to_token`, `token_to_id`, and
+    `save_assets(dir)` / `load_assets(dir)` for the vocabulary file that a
+    preset keeps beside the model.
+    """
+
+    def __init__(
+        self,
+        vocabulary=None,
+        padding_token=None,
+        unknown_token=None,
+        start_token=None,
+        end_token=None,
+        eos_token=None,
+    ):
+        self.padding_token = padding_token
+        self.unknown_token = unknown_token
+        self.start_token = start_token
+        self.end_token = end_token
+        self.eos_token = eos_token
+        self._vocabulary = None
+        if vocabulary is not None:
+            self.set_vocabulary(vocabulary)
+
+    # What a token is: subclasses split text into tokens and join them back.
+    def split(self, text):
+        raise NotImplementedError
+
+    def join(self, tokens):
+        raise NotImplementedError
+
+    @property
+    def special_tokens(self):
+        tokens = (getattr(self, name) for name in SPECIALS)
+        return [token for token in tokens if token is not None]
+
+    @classmethod
+    def from_corpus(cls, texts, min_frequency=1, max_size=None, **kwargs):
+        """Builds the vocabulary from training `texts` (an iterable of strings).
+
+        Special tokens come first; then every token seen at least
+        `min_frequency` times, most frequent first (ties in sorted order),
+        keeping at most `max_size` entries in all.
+        """
+        tokenizer = cls(**kwargs)
+        counts = collections.Counter()
+        for text in texts:
+            counts.update(tokenizer.split(text))
+        specials = tokenizer.special_tokens
+        words = sorted(
+            (w for w, c in counts.items() if c >= min_frequency and w not in specials),
+            key=lambda w: (-counts[w], w),
+        )
+        vocabulary = specials + words
+        if max_size is not None:
+            if max_size < len(specials):
+                raise ValueError(
+                    f"`max_size` must leave room for the {len(specials)} special "
+                    f"tokens {specials}; got {max_size}."
+                )
+            vocabulary = vocabulary[:max_size]
+        tokenizer.set_vocabulary(vocabulary)
+        return tokenizer
+
+    def set_vocabulary(self, vocabulary):
+        vocabulary = list(vocabulary)
+        if len(set(vocabulary)) != len(vocabulary):
+            raise ValueError("`vocabulary` must not repeat a token.")
+        specials = self.special_tokens
+        if vocabulary[: len(specials)] != specials:
+            raise ValueError(
+                f"`vocabulary` must start with the special tokens {specials}; "
+                f"it starts with {vocabulary[: len(specials)]}."
+            )
+        self._vocabulary = vocabulary
+        self._ids = {token: i for i, token in enumerate(vocabulary)}
+
+    def _check_vocabulary(self):
+        if self._vocabulary is None:
+            raise ValueError(
+                "This tokenizer has no vocabulary yet: build one with "
+                "`from_corpus(texts)`, pass `vocabulary=`, or `load_assets(dir)`."
+            )
+
+    def get_vocabulary(self):
+        self._check_vocabulary()
+        return list(self._vocabulary)
+
+    def vocabulary_size(self):
+        self._check_vocabulary()
+        return len(self._vocabulary)
+
+    def id_to_token(self, id):
+        self._check_vocabulary()
+        if not 0 <= id < len(self._vocabulary):
+            raise ValueError(f"`id` must be in [0, {len(self._vocabulary)}); got {id}.")
+        return self._vocabulary[id]
+
+    def token_to_id(self, token):
+        """The token's id; unknown tokens get the unknown token's id, or a
+        `ValueError` if the tokenizer has no unknown token."""
+        self._check_vocabulary()
+        if token in self._ids:
+            return self._ids[token]
+        if self.unknown_token is None:
+            raise ValueError(
+                f"{token!r} is not in the vocabulary and this tokenizer has no "
+                "`unknown_token` to map it to."
+            )
+        return self._ids[self.unknown_token]
+
+    @property
+    def padding_id(self):
+        return None if self.padding_token is None else self._ids[self.padding_token]
+
+    def tokenize(self, inputs, add_start=False, add_end=False, sequence_length=None):
+        """Text to ids.
+
+        Args:
+            inputs: a string, or a list of strings (a batch).
+            add_start, add_end: put the start / end delimiter around each text.
+            sequence_length: for a batch, pad (with the padding id) or cut
+                every row to this length and return an int32 array
+                `(batch, sequence_length)`; otherwise lists of ids.
+        """
+        self._check_vocabulary()
+        if isinstance(inputs, str):
+            return self._encode(inputs, add_start, add_end)
+        rows = [self._encode(text, add_start, add_end) for text in inputs]
+        if sequence_length is None:
+            return rows
+        if self.padding_id is None:
+            raise ValueError(
+                "`sequence_length` pads, so the tokenizer needs a `padding_token`."
+            )
+        if (
+            isinstance(sequence_length, bool)
+            or not isinstance(sequence_length, int)
+            or sequence_length < 1
+        ):
+            raise ValueError(
+                f"`sequence_length` must be a positive integer; got {sequence_length!r}."
+            )
+        batch = np.full((len(rows), sequence_length), self.padding_id, dtype="int32")
+        for i, row in enumerate(rows):
+            row = row[:sequence_length]
+            batch[i, : len(row)] = row
+        return batch
+
+    def _encode(self, text, add_start, add_end):
+        if not isinstance(text, str):
+            raise ValueError(f"`inputs` must be strings; got {type(text).__name__}.")
+        for flag, token, name in (
+            (add_start, self.start_token, "start_token"),
+            (add_end, self.end_token, "end_token"),
+        ):
+            if flag and token is None:
+                raise ValueError(f"This tokenizer has no `{name}` to add.")
+        ids = [self.token_to_id(token) for token in self.split(text)]
+        if add_start:
+            ids.insert(0, self._ids[self.start_token])
+        if add_end:
+            ids.append(self._ids[self.end_token])
+        return ids
+
+    def detokenize(self, ids, skip_special_tokens=True):
+        """Ids to text: one list of ids → a string; a batch → a list of strings.
+
+        Decoding stops at the end delimiter; padding, start and end
+        delimiters are dropped when `skip_special_tokens`.
+        """
+        self._check_vocabulary()
+        ids = np.asarray(ids)
+        if ids.ndim == 2:
+            return [self.detokenize(row, skip_special_tokens) for row in ids]
+        if ids.ndim != 1:
+            raise ValueError(f"`ids` must have rank 1 or 2; got shape {ids.shape}.")
+        dropped = {self.padding_token, self.start_token, self.end_token} - {None}
+        tokens = []
+        for id in ids.tolist():
+            token = self.id_to_token(id)
+            if token == self.end_token and skip_special_tokens:
+                break
+            if not (skip_special_tokens and token in dropped):
+                tokens.append(token)
+        return self.join(tokens)
+
+    def save_assets(self, dir_path):
+        self._check_vocabulary()
+        with open(
+            os.path.join(dir_path, VOCABULARY_FILE), "w", encoding="utf-8"
+        ) as file:
+            json.dump(self._vocabulary, file, ensure_ascii=False, indent=0)
+
+    def load_assets(self, dir_path):
+        path = os.path.join(dir_path, VOCABULARY_FILE)
+        if not os.path.exists(path):
+            raise FileNotFoundError(f"Tokenizer asset {path} is missing.")
+        with open(path, encoding="utf-8") as file:
+            self.set_vocabulary(json.load(file))
+
+    def get_config(self):
+        return {name: getattr(self, name) for name in SPECIALS}
+
+    @classmethod
+    def from_config(cls, config):
+        return cls(**config)
