@@ -1,0 +1,239 @@
+"""The course's three ways to cut a corpus into batches for `model.fit`.
+
+Each is a `keras.utils.PyDataset` (so `fit`, `evaluate` and `predict` take it
+on every backend, and it can be iterated for plain numpy batches) with
+`as_tf_dataset()` for `tf.data` users.
+
+- `NGramWindows`: every `(x₁ … x₄) → x₅` example, for `FixedWindowLM`.
+- `StreamBatches`: `batch_size` parallel streams cut into `sequence_length`
+  chunks, batch `k + 1` continuing batch `k` row by row, for `RNNLM` with
+  truncated backpropagation through time.
+- `SentencePairs`: padded, length-bucketed `(source, target)` batches with
+  start / end delimiters, for `Seq2Seq`.
+"""
+
+import keras
+import numpy as np
+
+from keras_nlm.validation import check_positive_int
+
+
+def _as_ids(ids, argument):
+    ids = np.asarray(ids)
+    if ids.ndim != 1 or not np.issubdtype(ids.dtype, np.integer):
+        raise ValueError(
+            f"`{argument}` must be a 1-D sequence of integer token ids; got "
+            f"shape {ids.shape} of {ids.dtype}."
+        )
+    return ids.astype("int32")
+
+
+class Batches(keras.utils.PyDataset):
+    """A `PyDataset` of numpy batches that can also become a `tf.data.Dataset`."""
+
+    def __iter__(self):
+        for i in range(len(self)):
+            yield self[i]
+
+    def as_tf_dataset(self):
+        """The same batches as a `tf.data.Dataset` (built from a generator)."""
+        import tensorflow as tf
+
+        signature = keras.tree.map_structure(
+            lambda a: tf.TensorSpec((None,) * a.ndim, tf.as_dtype(a.dtype)),
+            self[0],
+        )
+        return tf.data.Dataset.from_generator(
+            lambda: iter(self), output_signature=signature
+        )
+
+
+class NGramWindows(Batches):
+    """Every window of `window_size` ids with the id that follows it.
+
+    The windows are a strided view of the id array (nothing is copied until a
+    batch is drawn). Target `k` is predicted from ids `k - window_size … k - 1`;
+    with `start_id` the stream is preceded by `window_size` copies of it
+    (e.g. `<eos>`, as if a line had just ended), so every id is a target.
+
+    Args:
+        ids: the corpus as a 1-D array of token ids.
+        window_size: the context length (4 in the course).
+        batch_size: windows per batch.
+        shuffle: draw windows in a new random order each epoch.
+        seed: seed of the shuffling.
+        start_id: id put before the stream, or `None` (the first
+            `window_size` ids are then only context).
+    """
+
+    def __init__(
+        self,
+        ids,
+        window_size=4,
+        batch_size=128,
+        shuffle=True,
+        seed=0,
+        start_id=None,
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        ids = _as_ids(ids, "ids")
+        self.window_size = check_positive_int(window_size, "window_size")
+        self.batch_size = check_positive_int(batch_size, "batch_size")
+        if start_id is not None:
+            ids = np.concatenate([np.full(window_size, start_id, "int32"), ids])
+        if len(ids) <= window_size:
+            raise ValueError(
+                f"`ids` must be longer than window_size={window_size}; got "
+                f"{len(ids)} ids."
+            )
+        self.windows = np.lib.stride_tricks.sliding_window_view(ids, window_size + 1)
+        self.shuffle = shuffle
+        self._rng = np.random.default_rng(seed)
+        self._order = np.arange(len(self.windows))
+        self.on_epoch_end()
+
+    def __len__(self):
+        return -(-len(self.windows) // self.batch_size)
+
+    def __getitem__(self, index):
+        rows = self.windows[
+            self._order[index * self.batch_size : (index + 1) * self.batch_size]
+        ]
+        return rows[:, :-1], rows[:, -1]
+
+    def on_epoch_end(self):
+        if self.shuffle:
+            self._rng.shuffle(self._order)
+
+
+class StreamBatches(Batches):
+    """The corpus as `batch_size` parallel streams, read `sequence_length` at a time.
+
+    The ids are cut into `batch_size` equal rows (the remainder that does not
+    fill a row is dropped, as in Zaremba et al. 2014); batch `k` holds columns
+    `k·L … (k+1)·L` of every row, so row `i` of batch `k + 1` continues row `i`
+    of batch `k` and a recurrent state can be carried from one to the next.
+    Targets are the inputs shifted by one. With `start_id`, the stream is
+    preceded by it so that every id can be a target. Columns that do not fill
+    a whole last batch are dropped too (every batch has the same shape, as
+    `tf.data` needs); scoring every id of a split is done by carrying the
+    state over the whole stream instead.
+
+    Args:
+        ids: the corpus as a 1-D array of token ids.
+        batch_size: number of parallel streams.
+        sequence_length: time steps per batch (the BPTT unroll, 20 or 35).
+        start_id: id put before the stream, or `None`.
+    """
+
+    def __init__(self, ids, batch_size=20, sequence_length=35, start_id=None, **kwargs):
+        super().__init__(**kwargs)
+        ids = _as_ids(ids, "ids")
+        self.batch_size = check_positive_int(batch_size, "batch_size")
+        self.sequence_length = check_positive_int(sequence_length, "sequence_length")
+        if start_id is not None:
+            ids = np.concatenate([[start_id], ids]).astype("int32")
+        row_length = len(ids) // batch_size
+        if row_length <= sequence_length:
+            raise ValueError(
+                f"`ids` must hold more than sequence_length={sequence_length} "
+                f"ids per stream for batch_size={batch_size}; got {len(ids)} ids."
+            )
+        self.streams = ids[: row_length * batch_size].reshape(batch_size, row_length)
+
+    def __len__(self):
+        return (self.streams.shape[1] - 1) // self.sequence_length
+
+    def __getitem__(self, index):
+        start = index * self.sequence_length
+        end = start + self.sequence_length
+        return self.streams[:, start:end], self.streams[:, start + 1 : end + 1]
+
+
+class SentencePairs(Batches):
+    """Padded batches of `(source, target)` sentence pairs for `Seq2Seq`.
+
+    Each example becomes `{"source": x, "target": [start] + y}` → `y + [end]`:
+    the decoder is fed the target shifted right, starting with the start
+    delimiter, and learns to predict it up to the end delimiter. Pairs longer
+    than `max_length` (delimiter included) are left out. Pairs of similar
+    length are batched together (sorted, then cut into batches whose order is
+    shuffled each epoch), so little padding is needed; padding uses
+    `padding_id`, which the models mask and the default loss ignores.
+
+    Args:
+        sources, targets: lists of token-id lists, aligned.
+        start_id, end_id: the delimiters' ids.
+        batch_size: pairs per batch.
+        max_length: longest source or target kept, or `None`.
+        padding_id: the padding id (0 in keras-nlm's tokenizers and models).
+        shuffle: shuffle the order of the batches each epoch.
+        seed: seed of the shuffling.
+    """
+
+    def __init__(
+        self,
+        sources,
+        targets,
+        start_id,
+        end_id,
+        batch_size=64,
+        max_length=None,
+        padding_id=0,
+        shuffle=True,
+        seed=0,
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        if len(sources) != len(targets):
+            raise ValueError(
+                f"`sources` and `targets` must be aligned; got {len(sources)} "
+                f"and {len(targets)} sentences."
+            )
+        self.batch_size = check_positive_int(batch_size, "batch_size")
+        if max_length is not None:
+            check_positive_int(max_length, "max_length")
+        self.start_id, self.end_id, self.padding_id = start_id, end_id, padding_id
+        self.pairs = [
+            (list(s), list(t))
+            for s, t in zip(sources, targets)
+            if len(s)
+            and len(t)
+            and (max_length is None or max(len(s), len(t) + 1) <= max_length)
+        ]
+        if not self.pairs:
+            raise ValueError(
+                "No sentence pair is left: all are empty or longer than "
+                f"max_length={max_length}."
+            )
+        by_length = sorted(
+            range(len(self.pairs)),
+            key=lambda i: (len(self.pairs[i][0]), len(self.pairs[i][1])),
+        )
+        self.buckets = [
+            by_length[i : i + batch_size] for i in range(0, len(by_length), batch_size)
+        ]
+        self.shuffle = shuffle
+        self._rng = np.random.default_rng(seed)
+        self.on_epoch_end()
+
+    def __len__(self):
+        return len(self.buckets)
+
+    def _pad(self, rows):
+        batch = np.full((len(rows), max(map(len, rows))), self.padding_id, "int32")
+        for i, row in enumerate(rows):
+            batch[i, : len(row)] = row
+        return batch
+
+    def __getitem__(self, index):
+        pairs = [self.pairs[i] for i in self.buckets[index]]
+        source = self._pad([s for s, _ in pairs])
+        target_in = self._pad([[self.start_id] + t for _, t in pairs])
+        target_out = self._pad([t + [self.end_id] for _, t in pairs])
+        return {"source": source, "target": target_in}, target_out
+
+    def on_epoch_end(self):
+        if self.shuffle:
+            self._rng.shuffle(self.buckets)

@@ -1,0 +1,140 @@
+import keras
+import numpy as np
+import pytest
+
+from keras_nlm import datasets, models
+from keras_nlm.datasets.batching import NGramWindows, SentencePairs, StreamBatches
+from keras_nlm.tokenizers import WordTokenizer
+
+
+@pytest.fixture(scope="module")
+def ptb_ids():
+    """The first 3,000 tokens of PTB train as ids of a 10k-word tokenizer."""
+    ptb = datasets.get("ptb")
+    tokenizer = WordTokenizer.from_corpus(
+        ptb.lines("train"), padding_token=None, start_token=None, end_token=None
+    )
+    ids = np.array([tokenizer.token_to_id(t) for t in ptb.tokens("train")[:3000]])
+    return tokenizer, ids
+
+
+def test_ngram_windows_hold_every_example():
+    ids = np.arange(10, 30)
+    windows = NGramWindows(ids, window_size=4, batch_size=6, shuffle=False)
+    x = np.concatenate([b[0] for b in windows])
+    y = np.concatenate([b[1] for b in windows])
+    assert len(x) == len(ids) - 4 and len(windows) == 3
+    np.testing.assert_array_equal(x[0], [10, 11, 12, 13])
+    np.testing.assert_array_equal(y, ids[4:])
+    np.testing.assert_array_equal(x, np.stack([ids[k - 4 : k] for k in range(4, 20)]))
+    assert np.shares_memory(windows.windows, windows.windows.base)  # a view
+
+
+def test_ngram_windows_shuffle_and_start_id():
+    ids = np.arange(1, 21)
+    windows = NGramWindows(ids, window_size=3, batch_size=4, seed=3, start_id=0)
+    targets = np.concatenate([b[1] for b in windows])
+    assert sorted(targets) == list(ids)  # every id is a target once
+    assert list(targets) != list(ids)
+    first = next(x for x, y in windows if 1 in y)[
+        list(next(y for x, y in windows if 1 in y)).index(1)
+    ]
+    np.testing.assert_array_equal(first, [0, 0, 0])
+
+
+def test_streams_continue_row_by_row():
+    ids = np.arange(103)
+    batches = StreamBatches(ids, batch_size=4, sequence_length=7)
+    assert batches.streams.shape == (4, 25)
+    inputs = np.concatenate([x for x, _ in batches], axis=1)
+    targets = np.concatenate([y for _, y in batches], axis=1)
+    assert len(batches) == 3 and all(x.shape == (4, 7) for x, _ in batches)
+    np.testing.assert_array_equal(inputs, batches.streams[:, :21])
+    np.testing.assert_array_equal(targets, batches.streams[:, 1:22])
+    x0, y0 = batches[0]
+    x1, _ = batches[1]
+    np.testing.assert_array_equal(x1[:, 0], y0[:, -1])  # k+1 continues k
+    every = StreamBatches(ids, batch_size=1, sequence_length=26, start_id=-7)
+    np.testing.assert_array_equal(every[0][1][0], ids[:26])  # the first id too
+    with pytest.raises(ValueError, match="more than sequence_length=35"):
+        StreamBatches(ids, batch_size=4)
+
+
+def test_sentence_pairs_delimiters_padding_buckets():
+    sources = [[5, 6], [7], [5, 6, 7, 8, 9], [8, 8, 8]]
+    targets = [[9], [4, 4], [9, 9, 9], [6]]
+    pairs = SentencePairs(
+        sources,
+        targets,
+        start_id=1,
+        end_id=2,
+        batch_size=2,
+        max_length=4,
+        shuffle=False,
+    )
+    assert len(pairs.pairs) == 3  # the 5-word source is left out
+    (inputs, target_out), (inputs2, _) = pairs[0], pairs[1]
+    np.testing.assert_array_equal(inputs["source"], [[7, 0], [5, 6]])
+    np.testing.assert_array_equal(inputs["target"], [[1, 4, 4], [1, 9, 0]])
+    np.testing.assert_array_equal(target_out, [[4, 4, 2], [9, 2, 0]])
+    np.testing.assert_array_equal(inputs2["source"], [[8, 8, 8]])
+    with pytest.raises(ValueError, match="aligned"):
+        SentencePairs([[1]], [], 1, 2)
+    with pytest.raises(ValueError, match="No sentence pair"):
+        SentencePairs([[1, 2, 3]], [[1, 2, 3]], 1, 2, max_length=2)
+
+
+def test_bad_ids_argument():
+    with pytest.raises(ValueError, match="`ids` must be a 1-D sequence of integer"):
+        NGramWindows(np.zeros((3, 3), int))
+    with pytest.raises(ValueError, match="longer than window_size=4"):
+        NGramWindows([1, 2, 3])
+    with pytest.raises(ValueError, match="`batch_size`"):
+        StreamBatches(np.arange(10), batch_size=0)
+
+
+def test_fit_on_ptb_windows_and_streams(ptb_ids):
+    tokenizer, ids = ptb_ids
+    v = tokenizer.vocabulary_size()
+    window_lm = models.FixedWindowLM(v, embedding_dim=8, hidden_dim=8)
+    window_lm.compile()
+    history = window_lm.fit(NGramWindows(ids, batch_size=256), epochs=2, verbose=0)
+    assert history.history["loss"][1] < history.history["loss"][0]
+    rnn_lm = models.RNNLM(v, num_layers=1, hidden_dim=8, embedding_dim=8)
+    rnn_lm.compile()
+    history = rnn_lm.fit(
+        StreamBatches(ids, batch_size=10, sequence_length=20), epochs=2, verbose=0
+    )
+    assert history.history["loss"][1] < history.history["loss"][0]
+
+
+def test_fit_on_multi30k_pairs_and_tf_data():
+    pairs = datasets.get("multi30k").pairs("validation", source="de", target="en")[:200]
+    de = WordTokenizer.from_corpus(
+        [s for s, _ in pairs], split_on="punctuation", lowercase=True
+    )
+    en = WordTokenizer.from_corpus(
+        [t for _, t in pairs], split_on="punctuation", lowercase=True
+    )
+    batches = SentencePairs(
+        de.tokenize([s for s, _ in pairs]),
+        en.tokenize([t for _, t in pairs]),
+        start_id=en.token_to_id("<s>"),
+        end_id=en.token_to_id("</s>"),
+        batch_size=50,
+    )
+    model = models.Seq2Seq(
+        de.vocabulary_size(),
+        en.vocabulary_size(),
+        num_layers=1,
+        hidden_dim=8,
+        embedding_dim=8,
+    )
+    model.compile()
+    history = model.fit(batches, epochs=2, verbose=0)
+    assert history.history["loss"][1] < history.history["loss"][0]
+    # The same batches through tf.data, on any backend.
+    dataset = batches.as_tf_dataset()
+    first = next(iter(dataset))
+    assert set(first[0]) == {"source", "target"}
+    model.fit(dataset, epochs=1, shuffle=False, verbose=0)
