@@ -2,7 +2,6 @@ import collections
 import json
 import os
 
-import keras
 import numpy as np
 
 VOCABULARY_FILE = "vocabulary.json"
