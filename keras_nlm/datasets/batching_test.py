@@ -137,3 +137,44 @@ def test_fit_on_multi30k_pairs_and_tf_data():
     first = next(iter(dataset))
     assert set(first[0]) == {"source", "target"}
     model.fit(dataset, epochs=1, shuffle=False, verbose=0)
+
+
+@pytest.mark.parametrize("name", sorted(datasets.CORPORA))
+def test_fit_runs_on_every_corpus(name):
+    """A slice of each corpus, through its tokenizer and batcher, into `fit`."""
+    from keras_nlm.tokenizers import CharacterTokenizer
+
+    corpus = datasets.get(name)
+    if hasattr(corpus, "pairs"):
+        pairs = corpus.pairs("train")[:300]
+        tokenizers = [
+            WordTokenizer.from_corpus(side, split_on="punctuation", lowercase=True)
+            for side in zip(*pairs)
+        ]
+        source, target = (
+            t.tokenize(list(side)) for t, side in zip(tokenizers, zip(*pairs))
+        )
+        data = SentencePairs(source, target, start_id=2, end_id=3, batch_size=100)
+        model = models.Seq2Seq(
+            *(t.vocabulary_size() for t in tokenizers),
+            num_layers=1,
+            hidden_dim=8,
+            embedding_dim=8,
+        )
+    elif hasattr(corpus, "text"):
+        text = corpus.text("train")[:6000]
+        tokenizer = CharacterTokenizer.from_corpus([text])
+        data = StreamBatches(tokenizer.tokenize(text), batch_size=8, sequence_length=50)
+        model = models.RNNLM(
+            tokenizer.vocabulary_size(), num_layers=1, hidden_dim=8, embedding_dim=8
+        )
+    else:
+        tokens = corpus.tokens("train")[:3000]
+        tokenizer = WordTokenizer.from_corpus([" ".join(tokens)])
+        data = NGramWindows(tokenizer.tokenize(" ".join(tokens)), batch_size=300)
+        model = models.FixedWindowLM(
+            tokenizer.vocabulary_size(), embedding_dim=8, hidden_dim=8
+        )
+    model.compile()
+    history = model.fit(data, epochs=2, verbose=0)
+    assert history.history["loss"][1] < history.history["loss"][0]
