@@ -24,19 +24,6 @@ class CharacterTokenizer(Tokenizer):
     'To be'
     """
 
-    def __init__(
-        self,
-        vocabulary=None,
-        padding_token=None,
-        unknown_token=None,
-        start_token=None,
-        end_token=None,
-        eos_token=None,
-    ):
-        super().__init__(
-            vocabulary, padding_token, unknown_token, start_token, end_token, eos_token
-        )
-
     def split(self, text):
         return list(text)
 
