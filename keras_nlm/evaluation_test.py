@@ -1,0 +1,46 @@
+import keras
+import numpy as np
+import pytest
+
+from keras_nlm import models
+from keras_nlm.evaluation import evaluate_perplexity, token_nll
+
+
+def test_rnn_lm_chunks_with_carried_state_equal_one_pass():
+    model = models.RNNLM(30, cell="gru", num_layers=2, hidden_dim=8, embedding_dim=6)
+    ids = np.random.randint(0, 30, 53)
+    nll = token_nll(model, ids, start_id=0, sequence_length=10)
+    stream = np.concatenate([[0], ids])
+    logits = keras.ops.convert_to_numpy(model(stream[None, :-1]))[0]
+    log_probs = logits - np.log(np.exp(logits).sum(-1, keepdims=True))
+    expected = -log_probs[np.arange(53), ids]
+    assert nll.shape == (53,)
+    np.testing.assert_allclose(nll, expected, rtol=1e-4, atol=1e-5)
+
+
+def test_fixed_window_scores_every_token_from_its_window():
+    model = models.FixedWindowLM(20, window_size=3, embedding_dim=4, hidden_dim=5)
+    ids = np.random.randint(1, 20, 17)
+    nll = token_nll(model, ids, start_id=0, batch_size=4)
+    padded = np.concatenate([[0, 0, 0], ids])
+    windows = np.stack([padded[k : k + 3] for k in range(17)])
+    logits = keras.ops.convert_to_numpy(model(windows))
+    log_probs = logits - np.log(np.exp(logits).sum(-1, keepdims=True))
+    np.testing.assert_allclose(
+        nll, -log_probs[np.arange(17), ids], rtol=1e-4, atol=1e-5
+    )
+
+
+@pytest.mark.parametrize("cls", [models.RNNLM, models.FixedWindowLM])
+def test_a_model_that_knows_nothing_has_perplexity_v(cls):
+    model = cls(50, hidden_dim=4, embedding_dim=4)
+    model(np.zeros((1, 4), "int32"))
+    model.U.set_weights([np.zeros_like(w) for w in model.U.get_weights()])
+    ppl = evaluate_perplexity(model, np.random.randint(0, 50, 40), start_id=0)
+    assert ppl == pytest.approx(50, rel=1e-5)
+
+
+def test_other_models_are_refused():
+    model = models.RNNClassifier(10, 2)
+    with pytest.raises(ValueError, match="FixedWindowLM or an RNNLM"):
+        token_nll(model, [1, 2], start_id=0)
