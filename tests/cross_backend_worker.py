@@ -10,7 +10,18 @@ import sys
 import keras
 import numpy as np
 
-import keras_nlm  # noqa: F401  (registers the classes)
+from keras_nlm import models
+
+# Greedy generation from these prompts must give the same ids on every backend.
+PROMPTS = [[1, 2, 3], [4], [5, 6]]
+GENERATED_LENGTH = 12
+
+
+def generated(model):
+    """Greedy continuations for language models, else None."""
+    if isinstance(model, (models.RNNLM, models.FixedWindowLM)):
+        return np.array(model.generate(PROMPTS, max_length=GENERATED_LENGTH))
+    return None
 
 
 def main(directory):
@@ -23,6 +34,9 @@ def main(directory):
         outputs = keras.ops.convert_to_numpy(model(inputs, training=False))
         backend = keras.backend.backend()
         np.save(path.with_suffix(f".{backend}.npy"), outputs)
+        tokens = generated(model)
+        if tokens is not None:
+            np.save(path.with_suffix(f".generated.{backend}.npy"), tokens)
 
 
 if __name__ == "__main__":

@@ -1,4 +1,5 @@
 import keras
+from keras import ops
 
 from keras_nlm.validation import check_choice, check_positive_int, check_rate
 
@@ -116,6 +117,14 @@ class RecurrentStack(keras.layers.Layer):
             )
             states.append(layer_states)
         return (x, states) if return_state else x
+
+    def initial_state(self, batch_size):
+        """Zero states, in the structure that `initial_state=` takes."""
+        return [
+            [ops.zeros((batch_size, self.hidden_dim), self.compute_dtype)]
+            * self.state_count
+            for _ in range(self.num_layers)
+        ]
 
     def compute_mask(self, inputs, mask=None):
         return mask if self.return_sequences else None

@@ -91,6 +91,12 @@ class FixedWindowLM(Model):
             Z = Z + self.D(A)
         return Z
 
+    def generate(self, prompts, max_length, sampler="greedy", **kwargs):
+        """Continues token-id prompts; see `keras_nlm.generation.generate`."""
+        from keras_nlm.generation import generate
+
+        return generate(self, prompts, max_length, sampler, **kwargs)
+
     def get_config(self):
         config = super().get_config()
         config.update(

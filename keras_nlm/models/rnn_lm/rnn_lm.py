@@ -98,6 +98,12 @@ class RNNLM(Model):
         z = self.embedding(h, reverse=True) if self.tie_weights else self.U(h)
         return (z, states) if return_state else z
 
+    def generate(self, prompts, max_length, sampler="greedy", **kwargs):
+        """Continues token-id prompts; see `keras_nlm.generation.generate`."""
+        from keras_nlm.generation import generate
+
+        return generate(self, prompts, max_length, sampler, **kwargs)
+
     def get_config(self):
         config = super().get_config()
         config.update(
