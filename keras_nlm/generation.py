@@ -15,24 +15,33 @@ from keras import ops
 from keras_nlm.validation import check_positive_int, check_token_ids
 
 
-def _prompt_buffer(prompts, max_length, padding_id):
-    rows = [list(p) for p in prompts]
+def _pad(sequences, argument, length=None):
+    """Token-id lists → `(ids, given)`: a `(batch, length)` int32 array padded
+    with 0, and where it holds given tokens."""
+    rows = [list(s) for s in sequences]
     if not rows or any(len(row) == 0 for row in rows):
         raise ValueError(
-            "`prompts` must hold at least one prompt, each of at least one token id."
+            f"`{argument}` must hold at least one sequence, each of at least one "
+            "token id."
         )
-    longest = max(map(len, rows))
+    length = length or max(map(len, rows))
+    ids = np.zeros((len(rows), length), "int32")
+    given = np.zeros((len(rows), length), bool)
+    for i, row in enumerate(rows):
+        ids[i, : len(row)] = row
+        given[i, : len(row)] = True
+    return ids, given
+
+
+def _prompt_buffer(prompts, max_length):
+    longest = max(map(len, prompts), default=0)
     if longest >= max_length:
         raise ValueError(
             f"`max_length` ({max_length}) must exceed the longest prompt "
             f"({longest} tokens): it counts the prompt and the generated tokens."
         )
-    buffer = np.full((len(rows), max_length), padding_id, "int32")
-    mask = np.zeros((len(rows), max_length), bool)
-    for i, row in enumerate(rows):
-        buffer[i, : len(row)] = row
-        mask[i, : len(row)] = True
-    return buffer, mask, min(map(len, rows))
+    buffer, given = _pad(prompts, "prompts", max_length)
+    return buffer, given, min(map(len, prompts))
 
 
 def generate(
@@ -61,7 +70,7 @@ def generate(
     from keras_nlm.models import RNNLM, FixedWindowLM
 
     check_positive_int(max_length, "max_length")
-    buffer, mask, index = _prompt_buffer(prompts, max_length, padding_id=0)
+    buffer, mask, index = _prompt_buffer(prompts, max_length)
     check_token_ids(buffer, model.vocabulary_size, "prompts")
     sampler = keras_hub.samplers.get(sampler) if isinstance(sampler, str) else sampler
     batch = buffer.shape[0]
@@ -118,4 +127,68 @@ def generate(
                 row = row[: i + 1]
                 break
         results.append(row)
+    return results
+
+
+def translate(model, sources, max_length, start_id, end_id, sampler="greedy"):
+    """Decodes a `Seq2Seq` from the start delimiter until the end delimiter.
+
+    The source is encoded once; the decoder is fed the start delimiter, then
+    each token it chose, carrying its state (and the encoder's outputs, for
+    attention) between steps, until it emits `end_id` or has produced
+    `max_length` tokens. `sampler="greedy"` or `keras_hub.samplers.BeamSampler(
+    num_beams=4)` are the usual choices.
+
+    Args:
+        model: a `Seq2Seq`.
+        sources: a list of source token-id lists.
+        max_length: the most target tokens to produce.
+        start_id, end_id: the target vocabulary's delimiters.
+        sampler: a `keras_hub.samplers.Sampler` or its name.
+
+    Returns:
+        One list of target ids per source, without the delimiters.
+    """
+    check_positive_int(max_length, "max_length")
+    source, _ = _pad(sources, "sources")
+    sampler = keras_hub.samplers.get(sampler) if isinstance(sampler, str) else sampler
+    buffer = np.zeros((len(source), max_length + 1), "int32")
+    if not model.built:
+        # Weights must exist before the sampler's loop traces a step (JAX).
+        model({"source": source, "target": buffer[:, :1]})
+    encoder_outputs, state, source_mask = model.encode(source, training=False)
+    buffer[:, 0] = start_id
+    given = np.zeros_like(buffer, bool)
+    given[:, 0] = True
+    # Everything a decoding step needs travels in the cache, so that beam
+    # search repeats and reorders it together with the beams.
+    cache = {
+        "state": state,
+        "encoder_outputs": encoder_outputs,
+        "source_mask": ops.cast(source_mask, "int32"),
+    }
+
+    def next(prompt, cache, index):
+        token = ops.slice(prompt, [0, index - 1], [ops.shape(prompt)[0], 1])
+        logits, state = model.decode(
+            token,
+            cache["encoder_outputs"],
+            cache["state"],
+            ops.cast(cache["source_mask"], "bool"),
+            return_state=True,
+        )
+        return logits[:, 0], None, {**cache, "state": state}
+
+    tokens = sampler(
+        next,
+        ops.convert_to_tensor(buffer),
+        cache=cache,
+        index=1,
+        mask=ops.convert_to_tensor(given),
+        stop_token_ids=[end_id],
+        model=model,
+    )
+    results = []
+    for row in keras.ops.convert_to_numpy(tokens)[:, 1:].tolist():
+        results.append(row[: row.index(end_id)] if end_id in row else row)
     return results

@@ -191,6 +191,12 @@ class Seq2Seq(Model):
             outputs += (scores,)
         return outputs if len(outputs) > 1 else logits
 
+    def translate(self, sources, max_length, start_id, end_id, sampler="greedy"):
+        """Decodes source id lists; see `keras_nlm.generation.translate`."""
+        from keras_nlm.generation import translate
+
+        return translate(self, sources, max_length, start_id, end_id, sampler)
+
     def _check_source(self, source):
         return check_token_tensor(
             source, self.source_vocabulary_size, "source", ("batch", "source_time")
