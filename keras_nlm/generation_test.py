@@ -88,36 +88,7 @@ def test_greedy_translation_equals_recomputing_the_prefix(attention):
         assert translation == _greedy_translation_by_recompute(model, source, 6, 1, 2)
 
 
-def test_trained_copy_model_translates_with_greedy_and_beam():
-    import keras_hub
-
-    rng = np.random.default_rng(0)
-    source = rng.integers(3, 10, (512, 4))
-    target_in = np.concatenate([np.ones((512, 1), int), source], axis=1)  # 1 = start
-    target_out = np.concatenate([source, np.full((512, 1), 2)], axis=1)  # 2 = end
-    model = models.Seq2Seq(
-        10,
-        10,
-        cell="gru",
-        num_layers=1,
-        hidden_dim=32,
-        embedding_dim=16,
-        attention="luong",
-    )
-    model.compile(optimizer=keras.optimizers.Adam(0.01))
-    model.fit(
-        {"source": source, "target": target_in},
-        target_out,
-        epochs=25,
-        batch_size=64,
-        verbose=0,
-    )
-    sources = [[3, 4, 5, 6], [9, 9, 8, 7]]
-    assert model.translate(sources, max_length=8, start_id=1, end_id=2) == sources
-    beam = keras_hub.samplers.BeamSampler(num_beams=3)
-    assert (
-        model.translate(sources, max_length=8, start_id=1, end_id=2, sampler=beam)
-        == sources
-    )
+def test_translate_needs_non_empty_sources():
+    model = models.Seq2Seq(10, 10, num_layers=1, hidden_dim=4, embedding_dim=4)
     with pytest.raises(ValueError, match="`sources` must hold at least one sequence"):
         model.translate([[]], max_length=8, start_id=1, end_id=2)

@@ -1,4 +1,5 @@
 import keras
+import keras_hub
 import numpy as np
 import pytest
 
@@ -67,7 +68,7 @@ def test_attention_weights_are_returned_for_heatmaps():
     np.testing.assert_allclose(weights[..., 3], 0.0, atol=1e-7)
 
 
-def test_learns_to_copy():
+def test_learns_to_copy_and_translates_with_greedy_and_beam():
     rng = np.random.default_rng(0)
     source = rng.integers(3, 10, (512, 4))
     target_in = np.concatenate([np.ones((512, 1), int), source], axis=1)  # 1 = start
@@ -85,11 +86,18 @@ def test_learns_to_copy():
     history = model.fit(
         {"source": source, "target": target_in},
         target_out,
-        epochs=20,
+        epochs=25,
         batch_size=64,
         verbose=0,
     )
     assert history.history["loss"][-1] < 0.3
+    sources = [[3, 4, 5, 6], [9, 9, 8, 7]]
+    assert model.translate(sources, max_length=8, start_id=1, end_id=2) == sources
+    beam = keras_hub.samplers.BeamSampler(num_beams=3)
+    translations = model.translate(
+        sources, max_length=8, start_id=1, end_id=2, sampler=beam
+    )
+    assert translations == sources
 
 
 def test_bad_input_names_the_argument():
