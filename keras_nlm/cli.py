@@ -3,6 +3,15 @@
     keras-nlm data NAME [--json]                   a corpus's statistics per split
     keras-nlm ngram --dataset NAME [--order N] [--split test] [--json]
                                                    the Kneser-Ney baseline's perplexity
+    keras-nlm recipes [--json]                     the training recipes
+    keras-nlm train RECIPE [--epochs N] [--output DIR] [--resume]
+                   [--optimizer sgd|adam|adafactor] [--learning-rate LR] [--dropout P]
+                                                   train a recipe (a name or a JSON file)
+    keras-nlm evaluate MODEL --dataset NAME [--split test] [--beam N] [--json]
+    keras-nlm generate MODEL "prompt" [--max-length N] [--sampler top_k] [--seed S]
+    keras-nlm translate MODEL "sentence" [--beam N] [--max-length N]
+
+MODEL is a zoo preset name or a preset directory (what `train` writes).
 
 `--json` prints one JSON object. Errors exit non-zero with one clear line.
 """
@@ -62,6 +71,137 @@ def _ngram(args):
     return None
 
 
+def _recipes(args):
+    from keras_nlm import training
+
+    if args.json:
+        return {name: r.to_dict() for name, r in training.RECIPES.items()}
+    for name, recipe in training.RECIPES.items():
+        print(f"{name} (v{recipe.version}): {recipe.description}")
+    return None
+
+
+def _recipe(name_or_file):
+    from keras_nlm import training
+
+    if name_or_file.endswith(".json"):
+        with open(name_or_file, encoding="utf-8") as file:
+            return training.Recipe(**json.load(file))
+    return training.get(name_or_file)
+
+
+def _train(args):
+    from keras_nlm import training
+
+    recipe = _recipe(args.recipe)
+    changes = {"epochs": args.epochs, "dropout": args.dropout}
+    if args.optimizer and args.optimizer != recipe.optimizer:
+        # Another optimiser starts from its Keras default learning rate.
+        default = training.OPTIMIZERS[args.optimizer]().learning_rate
+        changes["optimizer"] = args.optimizer
+        changes["learning_rate"] = float(default)
+    if args.learning_rate is not None:
+        changes["learning_rate"] = args.learning_rate
+    recipe = recipe.replace(**{k: v for k, v in changes.items() if v is not None})
+    output = args.output or f"runs/{recipe.name}"
+    _, metadata = training.train(
+        recipe, output, resume=args.resume, data_dir=args.data_dir
+    )
+    result = {"output": output, **metadata["metrics"]}
+    if args.json:
+        return result
+    print(f"Saved the trained model to {output}.")
+    for split, values in metadata["metrics"].items():
+        print(
+            f"  {split:<10} " + ", ".join(f"{k} {v:.4g}" for k, v in _numbers(values))
+        )
+    return None
+
+
+def _numbers(values):
+    return [(k, v) for k, v in values.items() if isinstance(v, float)]
+
+
+def _evaluate(args):
+    from keras_nlm import evaluation, presets
+
+    model = presets.load_preset(args.model)
+    languages = presets.load_metadata(args.model).get("recipe", {}).get("languages")
+    result = evaluation.evaluate(
+        model, args.dataset, args.split, languages, args.beam, args.data_dir
+    )
+    result = {
+        "model": str(args.model),
+        "dataset": args.dataset,
+        "split": args.split,
+        **result,
+    }
+    if args.json:
+        return result
+    print(
+        f"{args.model} on {args.dataset} {args.split}: "
+        + ", ".join(f"{k} {v:.4g}" for k, v in _numbers(result))
+    )
+    return None
+
+
+def _sampler(args):
+    import keras_hub
+
+    samplers = keras_hub.samplers
+    options = {"temperature": args.temperature}
+    if args.sampler == "greedy":
+        return samplers.GreedySampler(**options)
+    if args.sampler == "top_k":
+        return samplers.TopKSampler(k=args.k, seed=args.seed, **options)
+    if args.sampler == "top_p":
+        return samplers.TopPSampler(p=args.p, seed=args.seed, **options)
+    return samplers.RandomSampler(seed=args.seed, **options)
+
+
+def _generate(args):
+    from keras_nlm.models.base import LanguageModel
+    from keras_nlm.presets import load_preset
+
+    model = load_preset(args.model)
+    if not isinstance(model, LanguageModel):
+        raise ValueError(
+            f"{args.model} is a {type(model).__name__}; `generate` needs a language "
+            "model (use `translate` for a Seq2Seq)."
+        )
+    text = model.generate(args.prompt, args.max_length, sampler=_sampler(args))
+    if args.json:
+        return {"prompt": args.prompt, "text": text}
+    print(text)
+    return None
+
+
+def _translate(args):
+    import keras_hub
+
+    from keras_nlm.models import Seq2Seq
+    from keras_nlm.presets import load_preset
+
+    model = load_preset(args.model)
+    if not isinstance(model, Seq2Seq):
+        raise ValueError(
+            f"{args.model} is a {type(model).__name__}; `translate` needs a Seq2Seq."
+        )
+    sampler = keras_hub.samplers.BeamSampler(args.beam) if args.beam else "greedy"
+    text = model.translate(args.sentence, args.max_length, sampler=sampler)
+    if args.json:
+        return {"source": args.sentence, "translation": text}
+    print(text)
+    return None
+
+
+def _positive_int(text):
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive integer; got {text}")
+    return value
+
+
 def parser():
     parser = argparse.ArgumentParser(
         prog="keras-nlm", description="Classic neural language models for Keras 3."
@@ -75,10 +215,57 @@ def parser():
     ngram.add_argument("--order", type=int, default=5)
     ngram.add_argument("--split", default="test")
     ngram.set_defaults(run=_ngram)
-    for command in (data, ngram):
+    recipes = commands.add_parser("recipes", help="the training recipes")
+    recipes.set_defaults(run=_recipes)
+
+    train = commands.add_parser(
+        "train", help="train a recipe, checkpointing every epoch"
+    )
+    train.add_argument("recipe", help="a recipe name (see `recipes`) or a JSON file")
+    train.add_argument("--epochs", type=_positive_int)
+    train.add_argument("--output", help="the run's folder (default runs/RECIPE)")
+    train.add_argument(
+        "--resume", action="store_true", help="continue the run in --output"
+    )
+    train.add_argument("--optimizer", choices=("sgd", "adam", "adafactor"))
+    train.add_argument("--learning-rate", type=float)
+    train.add_argument("--dropout", type=float)
+    train.set_defaults(run=_train)
+
+    evaluate = commands.add_parser("evaluate", help="score a model on a split")
+    evaluate.add_argument("model", help="a zoo preset name or a preset directory")
+    evaluate.add_argument("--dataset", required=True)
+    evaluate.add_argument("--split", default="test")
+    evaluate.add_argument(
+        "--beam", type=_positive_int, help="beam search width (Seq2Seq)"
+    )
+    evaluate.set_defaults(run=_evaluate)
+
+    generate = commands.add_parser("generate", help="continue a text prompt")
+    generate.add_argument("model", help="a zoo preset name or a preset directory")
+    generate.add_argument("prompt")
+    generate.add_argument("--max-length", type=_positive_int, default=50)
+    generate.add_argument(
+        "--sampler", choices=("greedy", "top_k", "top_p", "random"), default="greedy"
+    )
+    generate.add_argument("--k", type=_positive_int, default=5, help="for top_k")
+    generate.add_argument("--p", type=float, default=0.9, help="for top_p")
+    generate.add_argument("--temperature", type=float, default=1.0)
+    generate.add_argument("--seed", type=int)
+    generate.set_defaults(run=_generate)
+
+    translate = commands.add_parser("translate", help="translate a sentence")
+    translate.add_argument("model", help="a zoo preset name or a preset directory")
+    translate.add_argument("sentence")
+    translate.add_argument("--beam", type=_positive_int, help="beam search width")
+    translate.add_argument("--max-length", type=_positive_int, default=50)
+    translate.set_defaults(run=_translate)
+
+    for command in (data, ngram, recipes, train, evaluate, generate, translate):
         command.add_argument(
             "--json", action="store_true", help="print one JSON object"
         )
+    for command in (data, ngram, train, evaluate):
         command.add_argument(
             "--data-dir",
             help="a local mirror of the corpora (default: $KERAS_NLM_DATA)",

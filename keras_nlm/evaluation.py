@@ -10,8 +10,9 @@ import numpy as np
 from keras import ops
 
 from keras_nlm.datasets.batching import NGramWindows
-from keras_nlm.metrics import perplexity
-from keras_nlm.models import RNNLM, FixedWindowLM
+from keras_nlm.datasets.corpora import CharacterCorpus, ParallelCorpus, WordCorpus
+from keras_nlm.metrics import bits_per_character, perplexity
+from keras_nlm.models import RNNLM, CarriedState, FixedWindowLM
 
 
 def _nll(logits, targets):
@@ -21,6 +22,10 @@ def _nll(logits, targets):
 
 def token_nll(model, ids, start_id, sequence_length=35, batch_size=256):
     """`-log P(token | tokens before it)` (nats) for every token of `ids`.
+
+    The model runs in its compiled predict step (`predict_on_batch`); the
+    log-probabilities are taken in numpy, chunk by chunk, so the logits of
+    the whole split are never held at once.
 
     Args:
         model: a `FixedWindowLM` or an `RNNLM`.
@@ -36,17 +41,15 @@ def token_nll(model, ids, start_id, sequence_length=35, batch_size=256):
         windows = NGramWindows(
             ids, model.window_size, batch_size, shuffle=False, start_id=start_id
         )
-        return np.concatenate([_nll(model(x, training=False), y) for x, y in windows])
+        return np.concatenate([_nll(model.predict_on_batch(x), y) for x, y in windows])
     if isinstance(model, RNNLM):
         stream = np.concatenate([[start_id], ids]).astype("int32")
-        states, nll = None, []
+        reader = CarriedState(model, batch_size=1)
+        nll = []
         for start in range(0, len(ids), sequence_length):
             end = min(start + sequence_length, len(ids))
-            inputs, targets = stream[None, start:end], stream[None, start + 1 : end + 1]
-            logits, states = model(
-                inputs, initial_state=states, return_state=True, training=False
-            )
-            nll.append(_nll(logits, targets)[0])
+            logits = reader.predict_on_batch(stream[None, start:end])
+            nll.append(_nll(logits, stream[None, start + 1 : end + 1])[0])
         return np.concatenate(nll)
     raise ValueError(
         f"`model` must be a FixedWindowLM or an RNNLM; got {type(model).__name__}."
@@ -56,3 +59,86 @@ def token_nll(model, ids, start_id, sequence_length=35, batch_size=256):
 def evaluate_perplexity(model, ids, start_id, **kwargs):
     """The perplexity of `model` on the stream `ids` (see `token_nll`)."""
     return perplexity(token_nll(model, ids, start_id, **kwargs))
+
+
+def corpus_ids(corpus, split, tokenizer, data_dir=None):
+    """A word or character corpus's split as one stream of token ids."""
+    from keras_nlm.tokenizers import CharacterTokenizer
+
+    characters = isinstance(tokenizer, CharacterTokenizer)
+    if characters != isinstance(corpus, CharacterCorpus) and not isinstance(
+        corpus, ParallelCorpus
+    ):
+        kind = "character" if characters else "word"
+        raise ValueError(
+            f"A {kind}-level model is scored on a {kind}-level corpus; "
+            f"{corpus.name!r} is not one."
+        )
+    if isinstance(corpus, CharacterCorpus):
+        tokens = tokenizer.split(corpus.text(split, data_dir))
+    elif isinstance(corpus, WordCorpus):
+        tokens = corpus.tokens(split, data_dir)
+    else:
+        raise ValueError(
+            f"A language model is scored on a word or character corpus; "
+            f"{corpus.name!r} is a parallel corpus (use it with a Seq2Seq)."
+        )
+    return np.array([tokenizer.token_to_id(t) for t in tokens], dtype="int32")
+
+
+def stream_start_id(tokenizer):
+    """What precedes a stream: `<eos>` for words, a newline for characters
+    (either way, as if a line had just ended)."""
+    if tokenizer.eos_token is not None:
+        return tokenizer.token_to_id(tokenizer.eos_token)
+    return tokenizer.token_to_id("\n")
+
+
+def bleu(model, pairs, beam=None, batch_size=64, max_length=50):
+    """Corpus BLEU of `model.translate` on `(source, reference)` text pairs.
+
+    sacrebleu with its standard 13a tokenization, case-insensitive (the
+    tokenizers lowercase), on the detokenized output against the raw
+    references. Returns `(score, signature, hypotheses)`.
+    """
+    import keras_hub
+    import sacrebleu
+
+    sampler = keras_hub.samplers.BeamSampler(num_beams=beam) if beam else "greedy"
+    sources = [source for source, _ in pairs]
+    hypotheses = []
+    for start in range(0, len(sources), batch_size):
+        batch = sources[start : start + batch_size]
+        hypotheses += model.translate(batch, max_length, sampler=sampler)
+    metric = sacrebleu.metrics.BLEU(lowercase=True)
+    score = metric.corpus_score(hypotheses, [[ref for _, ref in pairs]])
+    return score.score, str(metric.get_signature()), hypotheses
+
+
+def evaluate(model, dataset, split="test", languages=None, beam=None, data_dir=None):
+    """The project's metrics of a model with its tokenizers on a corpus split.
+
+    Language models: `perplexity` (and `bits_per_character`, `nats_per_token`
+    for character models). A `Seq2Seq`: `bleu` on `languages=(source,
+    target)`, greedy or with a beam of `beam`.
+    """
+    from keras_nlm import datasets
+    from keras_nlm.models import Seq2Seq
+
+    corpus = datasets.get(dataset)
+    if isinstance(model, Seq2Seq):
+        if not isinstance(corpus, ParallelCorpus):
+            raise ValueError(
+                f"A Seq2Seq is scored on a parallel corpus; {corpus.name!r} is not one."
+            )
+        pairs = corpus.pairs(split, *(languages or (None, None)), data_dir=data_dir)
+        score, signature, _ = bleu(model, pairs, beam)
+        return {"bleu": score, "sentences": len(pairs), "signature": signature}
+    tokenizer = model._tokenizer("tokenizer")
+    ids = corpus_ids(corpus, split, tokenizer, data_dir)
+    nll = token_nll(model, ids, stream_start_id(tokenizer))
+    result = {"perplexity": perplexity(nll), "tokens": len(ids)}
+    if isinstance(corpus, CharacterCorpus):
+        result["nats_per_character"] = float(np.mean(nll))
+        result["bits_per_character"] = bits_per_character(nll)
+    return result

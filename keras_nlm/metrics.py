@@ -1,4 +1,5 @@
-"""The one definition of perplexity used across keras-nlm."""
+"""The one definition of perplexity used across keras-nlm (and bits per
+character, its base-2 logarithm)."""
 
 import numpy as np
 
@@ -18,10 +19,23 @@ def perplexity(negative_log_likelihoods):
     >>> perplexity(nll)
     141.2
     """
+    return float(np.exp(_mean_nll(negative_log_likelihoods)))
+
+
+def bits_per_character(negative_log_likelihoods):
+    """The mean `-log₂ P` of every character: `log₂ PPL`, for character models.
+
+    Args:
+        negative_log_likelihoods: the per-character `-log P` (natural log).
+    """
+    return float(_mean_nll(negative_log_likelihoods) / np.log(2))
+
+
+def _mean_nll(negative_log_likelihoods):
     nll = np.asarray(negative_log_likelihoods, dtype="float64").reshape(-1)
     if nll.size == 0:
         raise ValueError(
-            "`negative_log_likelihoods` is empty: perplexity needs the "
+            "`negative_log_likelihoods` is empty: a score needs the "
             "negative log-likelihood of at least one token."
         )
-    return float(np.exp(nll.mean()))
+    return nll.mean()

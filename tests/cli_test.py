@@ -56,3 +56,86 @@ def test_ngram_json_prints_the_baseline_perplexity():
     assert result.returncode == 0, result.stderr
     output = json.loads(result.stdout)
     assert output["perplexity"] == pytest.approx(148.38, abs=0.01)
+
+
+@pytest.fixture(scope="module")
+def presets(tmp_path_factory):
+    """An (untrained) character RNNLM and a word Seq2Seq saved as presets."""
+    import keras_hub
+
+    from keras_nlm import datasets
+    from keras_nlm.models import RNNLM, Seq2Seq
+    from keras_nlm.tokenizers import CharacterTokenizer, WordTokenizer
+
+    root = tmp_path_factory.mktemp("presets")
+    text = datasets.get("timemachine").text("train")
+    characters = CharacterTokenizer.from_corpus([text])
+    lm = RNNLM(characters.vocabulary_size(), num_layers=1, hidden_dim=16)
+    lm.tokenizer = characters
+    lm.generate("the", max_length=5)  # builds it
+    lm.save_to_preset(root / "lm")
+
+    words = WordTokenizer.from_corpus(["ein mann fährt fahrrad .", "a man rides ."])
+    seq2seq = Seq2Seq(words.vocabulary_size(), words.vocabulary_size(), hidden_dim=8)
+    seq2seq.source_tokenizer = seq2seq.target_tokenizer = words
+    seq2seq.translate("ein mann", max_length=3)
+    seq2seq.save_to_preset(root / "seq2seq")
+    beam = keras_hub.samplers.BeamSampler(2)
+    return {
+        "root": root,
+        "lm": lm,
+        "seq2seq": seq2seq,
+        "greedy": lm.generate("the time", max_length=20),
+        "beam": seq2seq.translate("ein mann fährt", max_length=6, sampler=beam),
+    }
+
+
+def test_evaluate_json_gives_the_perplexity_of_the_saved_model(presets):
+    from keras_nlm import evaluation
+
+    result = keras_nlm(
+        "evaluate", str(presets["root"] / "lm"), "--dataset", "timemachine", "--json"
+    )
+    assert result.returncode == 0, result.stderr
+    output = json.loads(result.stdout)
+    expected = evaluation.evaluate(presets["lm"], "timemachine", "test")
+    assert output["perplexity"] == pytest.approx(expected["perplexity"], rel=1e-5)
+    assert output["bits_per_character"] == pytest.approx(
+        expected["bits_per_character"], rel=1e-5
+    )
+
+
+def test_generate_and_translate_match_the_model_in_python(presets):
+    lm, seq2seq = str(presets["root"] / "lm"), str(presets["root"] / "seq2seq")
+    greedy = keras_nlm("generate", lm, "the time", "--max-length", "20", "--json")
+    assert greedy.returncode == 0, greedy.stderr
+    assert json.loads(greedy.stdout)["text"] == presets["greedy"]
+    sampled = [
+        keras_nlm("generate", lm, "the", "--sampler", "top_k", "--seed", "7").stdout
+        for _ in range(2)
+    ]
+    assert sampled[0] == sampled[1] and sampled[0].startswith("the")
+    beam = keras_nlm(
+        "translate", seq2seq, "ein mann fährt", "--beam", "2", "--max-length", "6"
+    )
+    assert beam.returncode == 0, beam.stderr
+    assert beam.stdout.strip() == presets["beam"]
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["train", "lstm_ptb_large"], "known recipes: char_lstm_shakespeare"),
+        (["evaluate", "no_such_model", "--dataset", "ptb"], "zoo presets:"),
+        (["generate", "{seq2seq}", "hello"], "use `translate` for a Seq2Seq"),
+        (["translate", "{lm}", "hello"], "`translate` needs a Seq2Seq"),
+        (["evaluate", "{lm}", "--dataset", "ptb"], "'ptb' is not one"),
+    ],
+)
+def test_model_command_errors_are_one_clear_line(presets, args, message):
+    args = [
+        a.format(**{k: presets["root"] / k for k in ("lm", "seq2seq")}) for a in args
+    ]
+    result = keras_nlm(*args)
+    assert result.returncode == 2
+    assert "keras-nlm: error: " in result.stderr and message in result.stderr

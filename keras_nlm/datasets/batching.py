@@ -47,6 +47,21 @@ class Batches(keras.utils.PyDataset):
             lambda: iter(self), output_signature=signature
         )
 
+    # Shuffled datasets draw epoch k's order from (seed, k) alone, not from a
+    # running generator, so epoch k is the same whether the run was resumed.
+    def set_epoch(self, epoch):
+        self.epoch = epoch
+        count = self._shuffled_count()
+        self._order = (
+            np.random.default_rng([self.seed, epoch]).permutation(count)
+            if self.shuffle
+            else np.arange(count)
+        )
+
+    def on_epoch_end(self):
+        if hasattr(self, "epoch"):
+            self.set_epoch(self.epoch + 1)
+
 
 class NGramWindows(Batches):
     """Every window of `window_size` ids with the id that follows it.
@@ -64,6 +79,9 @@ class NGramWindows(Batches):
         seed: seed of the shuffling.
         start_id: id put before the stream, or `None` (the first
             `window_size` ids are then only context).
+        epoch: the epoch to start at. Epoch `k`'s order depends only on
+            `seed` and `k`, so a resumed run sees the batches an
+            uninterrupted one would.
     """
 
     def __init__(
@@ -74,6 +92,7 @@ class NGramWindows(Batches):
         shuffle=True,
         seed=0,
         start_id=None,
+        epoch=0,
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -88,10 +107,8 @@ class NGramWindows(Batches):
                 f"{len(ids)} ids."
             )
         self.windows = np.lib.stride_tricks.sliding_window_view(ids, window_size + 1)
-        self.shuffle = shuffle
-        self._rng = np.random.default_rng(seed)
-        self._order = np.arange(len(self.windows))
-        self.on_epoch_end()
+        self.shuffle, self.seed = shuffle, seed
+        self.set_epoch(epoch)
 
     def __len__(self):
         return -(-len(self.windows) // self.batch_size)
@@ -102,9 +119,8 @@ class NGramWindows(Batches):
         ]
         return rows[:, :-1], rows[:, -1]
 
-    def on_epoch_end(self):
-        if self.shuffle:
-            self._rng.shuffle(self._order)
+    def _shuffled_count(self):
+        return len(self.windows)
 
 
 class StreamBatches(Batches):
@@ -119,6 +135,9 @@ class StreamBatches(Batches):
     a whole last batch are dropped too (every batch has the same shape, as
     `tf.data` needs); scoring every id of a split is done by carrying the
     state over the whole stream instead.
+
+    Pass `shuffle=False` to `fit` (or train through `CarriedState`, which
+    does): Keras otherwise feeds a `PyDataset`'s batches in random order.
 
     Args:
         ids: the corpus as a 1-D array of token ids.
@@ -170,6 +189,7 @@ class SentencePairs(Batches):
         padding_id: the padding id (0 in keras-nlm's tokenizers and models).
         shuffle: shuffle the order of the batches each epoch.
         seed: seed of the shuffling.
+        epoch: the epoch to start at (as in `NGramWindows`).
     """
 
     def __init__(
@@ -183,6 +203,7 @@ class SentencePairs(Batches):
         padding_id=0,
         shuffle=True,
         seed=0,
+        epoch=0,
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -214,9 +235,8 @@ class SentencePairs(Batches):
         self.buckets = [
             by_length[i : i + batch_size] for i in range(0, len(by_length), batch_size)
         ]
-        self.shuffle = shuffle
-        self._rng = np.random.default_rng(seed)
-        self.on_epoch_end()
+        self.shuffle, self.seed = shuffle, seed
+        self.set_epoch(epoch)
 
     def __len__(self):
         return len(self.buckets)
@@ -228,12 +248,11 @@ class SentencePairs(Batches):
         return batch
 
     def __getitem__(self, index):
-        pairs = [self.pairs[i] for i in self.buckets[index]]
+        pairs = [self.pairs[i] for i in self.buckets[self._order[index]]]
         source = self._pad([s for s, _ in pairs])
         target_in = self._pad([[self.start_id] + t for _, t in pairs])
         target_out = self._pad([t + [self.end_id] for _, t in pairs])
         return {"source": source, "target": target_in}, target_out
 
-    def on_epoch_end(self):
-        if self.shuffle:
-            self._rng.shuffle(self.buckets)
+    def _shuffled_count(self):
+        return len(self.buckets)

@@ -15,6 +15,37 @@ class Model(keras.Model):
 
     # Label id that the default loss ignores (padding), or None.
     ignored_label = None
+    # The attributes a preset's tokenizers are attached as.
+    tokenizer_roles = ("tokenizer",)
+
+    @classmethod
+    def from_preset(cls, preset):
+        """Loads a preset (a zoo name or a directory) with its tokenizers
+        attached (`model.tokenizer`, or `source_tokenizer` / `target_tokenizer`).
+        """
+        from keras_nlm.presets import load_preset
+
+        model = load_preset(preset)
+        if not isinstance(model, cls):
+            raise ValueError(
+                f"Preset {str(preset)!r} holds a {type(model).__name__}, not a "
+                f"{cls.__name__}; load it with `{type(model).__name__}.from_preset` "
+                "or `keras_nlm.presets.load_preset`."
+            )
+        return model
+
+    def save_to_preset(self, directory, metadata=None):
+        """Saves the model and its attached tokenizers as a preset directory."""
+        from keras_nlm.presets import save_preset
+
+        missing = [r for r in self.tokenizer_roles if getattr(self, r, None) is None]
+        if missing:
+            raise ValueError(
+                f"Attach the model's tokenizers before saving a preset: "
+                f"{', '.join(f'`model.{r}`' for r in missing)} is not set."
+            )
+        tokenizers = {r: getattr(self, r) for r in self.tokenizer_roles}
+        save_preset(self, directory, tokenizers, metadata)
 
     def compile(self, optimizer="adam", loss="auto", **kwargs):
         if loss == "auto":
@@ -75,6 +106,15 @@ class Model(keras.Model):
 
         return restore
 
+    def _tokenizer(self, role):
+        tokenizer = getattr(self, role, None)
+        if tokenizer is None:
+            raise ValueError(
+                f"Text needs the model's `{role}`: load the model with "
+                f"`from_preset`, set `model.{role}`, or pass token-id lists."
+            )
+        return tokenizer
+
     def get_config(self):
         # Subclasses add their constructor arguments; weights go in the .keras file.
         return {
@@ -82,3 +122,45 @@ class Model(keras.Model):
             "trainable": self.trainable,
             "dtype": keras.dtype_policies.serialize(self.dtype_policy),
         }
+
+
+def is_text(inputs):
+    """A string or a non-empty list of strings (rather than token ids)."""
+    if isinstance(inputs, str):
+        return True
+    return (
+        isinstance(inputs, (list, tuple))
+        and len(inputs) > 0
+        and all(isinstance(x, str) for x in inputs)
+    )
+
+
+class LanguageModel(Model):
+    """A model of `P(next word | words before)` that can generate text."""
+
+    def generate(self, prompts, max_length, sampler="greedy", **kwargs):
+        """Continues prompts; see `keras_nlm.generation.generate`.
+
+        `prompts` are token-id lists, or text (a string or a list of strings)
+        when the model has a `tokenizer` (presets attach it); text gives text
+        back. `max_length` counts the prompt's tokens and the new ones.
+
+        Example:
+        >>> model = RNNLM.from_preset("runs/tiny")
+        >>> model.generate("the time traveller", max_length=40, sampler="top_k")
+        """
+        from keras_nlm.generation import generate
+
+        if not is_text(prompts):
+            return generate(self, prompts, max_length, sampler, **kwargs)
+        tokenizer = self._tokenizer("tokenizer")
+        texts = [prompts] if isinstance(prompts, str) else list(prompts)
+        # A prompt starts where a line does in training: after `<eos>`.
+        prefix = []
+        if tokenizer.eos_token is not None:
+            prefix = [tokenizer.token_to_id(tokenizer.eos_token)]
+            kwargs.setdefault("start_id", prefix[0])
+        ids = [prefix + tokenizer.tokenize(text) for text in texts]
+        outputs = generate(self, ids, max_length + len(prefix), sampler, **kwargs)
+        outputs = [tokenizer.detokenize(row[len(prefix) :]) for row in outputs]
+        return outputs[0] if isinstance(prompts, str) else outputs

@@ -1,12 +1,12 @@
 import keras
 
 from keras_nlm.layers import WindowEmbedding
-from keras_nlm.models.base import Model
+from keras_nlm.models.base import LanguageModel
 from keras_nlm.validation import check_positive_int, check_rate, check_token_tensor
 
 
 @keras.saving.register_keras_serializable(package="keras_nlm")
-class FixedWindowLM(Model):
+class FixedWindowLM(LanguageModel):
     """The fixed-window neural language model of Bengio et al. (2003).
 
     It predicts `P(x₅ | x₁, x₂, x₃, x₄)` from the `window_size` words before:
@@ -90,12 +90,6 @@ class FixedWindowLM(Model):
         if self.D is not None:
             Z = Z + self.D(A)
         return Z
-
-    def generate(self, prompts, max_length, sampler="greedy", **kwargs):
-        """Continues token-id prompts; see `keras_nlm.generation.generate`."""
-        from keras_nlm.generation import generate
-
-        return generate(self, prompts, max_length, sampler, **kwargs)
 
     def get_config(self):
         config = super().get_config()

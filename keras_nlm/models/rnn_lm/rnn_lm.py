@@ -1,12 +1,12 @@
 import keras
 
 from keras_nlm.layers import RecurrentStack, TokenEmbedding
-from keras_nlm.models.base import Model
+from keras_nlm.models.base import LanguageModel
 from keras_nlm.validation import check_positive_int, check_rate, check_token_tensor
 
 
 @keras.saving.register_keras_serializable(package="keras_nlm")
-class RNNLM(Model):
+class RNNLM(LanguageModel):
     """A recurrent language model (Mikolov et al. 2010; Zaremba et al. 2014).
 
     It reads a sequence one word at a time and after each word predicts the
@@ -97,12 +97,6 @@ class RNNLM(Model):
         h = self.dropout_layer(h, training=training)
         z = self.embedding(h, reverse=True) if self.tie_weights else self.U(h)
         return (z, states) if return_state else z
-
-    def generate(self, prompts, max_length, sampler="greedy", **kwargs):
-        """Continues token-id prompts; see `keras_nlm.generation.generate`."""
-        from keras_nlm.generation import generate
-
-        return generate(self, prompts, max_length, sampler, **kwargs)
 
     def get_config(self):
         config = super().get_config()

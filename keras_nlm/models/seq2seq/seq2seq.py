@@ -2,7 +2,7 @@ import keras
 from keras import ops
 
 from keras_nlm.layers import EncoderDecoderAttention, RecurrentStack, TokenEmbedding
-from keras_nlm.models.base import Model
+from keras_nlm.models.base import Model, is_text
 from keras_nlm.validation import (
     check_choice,
     check_positive_int,
@@ -52,6 +52,7 @@ class Seq2Seq(Model):
     """
 
     ignored_label = 0
+    tokenizer_roles = ("source_tokenizer", "target_tokenizer")
 
     def __init__(
         self,
@@ -191,11 +192,36 @@ class Seq2Seq(Model):
             outputs += (scores,)
         return outputs if len(outputs) > 1 else logits
 
-    def translate(self, sources, max_length, start_id, end_id, sampler="greedy"):
-        """Decodes source id lists; see `keras_nlm.generation.translate`."""
+    def translate(
+        self, sources, max_length=50, start_id=None, end_id=None, sampler="greedy"
+    ):
+        """Decodes sources; see `keras_nlm.generation.translate`.
+
+        `sources` are source token-id lists, or text (a string or a list of
+        strings) when the model has its `source_tokenizer` and
+        `target_tokenizer` (presets attach them); text gives text back, and
+        the delimiters default to the target tokenizer's.
+
+        Example:
+        >>> model = Seq2Seq.from_preset("runs/multi30k")
+        >>> model.translate("ein mann fährt fahrrad .", sampler=BeamSampler(4))
+        """
         from keras_nlm.generation import translate
 
-        return translate(self, sources, max_length, start_id, end_id, sampler)
+        text = is_text(sources)
+        if text or start_id is None or end_id is None:
+            target = self._tokenizer("target_tokenizer")
+            start_id = (
+                target.token_to_id(target.start_token) if start_id is None else start_id
+            )
+            end_id = target.token_to_id(target.end_token) if end_id is None else end_id
+        if not text:
+            return translate(self, sources, max_length, start_id, end_id, sampler)
+        texts = [sources] if isinstance(sources, str) else list(sources)
+        ids = self._tokenizer("source_tokenizer").tokenize(texts)
+        outputs = translate(self, ids, max_length, start_id, end_id, sampler)
+        outputs = [target.detokenize(row) for row in outputs]
+        return outputs[0] if isinstance(sources, str) else outputs
 
     def _check_source(self, source):
         return check_token_tensor(

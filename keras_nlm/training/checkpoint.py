@@ -1,0 +1,88 @@
+import json
+import os
+import shutil
+
+import keras
+import numpy as np
+
+_POINTER = "latest.json"
+
+
+class EpochCheckpoint(keras.callbacks.Callback):
+    """Saves the whole training state after every epoch; `fit` resumes from it.
+
+    Like `keras.callbacks.BackupAndRestore` (its `_initial_epoch` hook is how
+    `fit` learns where to resume), with two differences that make a resumed
+    run end exactly where an uninterrupted one would, and a kill harmless:
+
+    - the state includes the non-trainable variables that `save_weights`
+      leaves out, such as the dropout layers' random-generator states;
+    - each epoch is written to a new folder, and only then does `latest.json`
+      point at it (write, then rename), so a kill during a save leaves the
+      previous checkpoint whole.
+
+    The per-epoch logs are kept with it, so `history` covers the whole run.
+
+    Args:
+        directory: where the checkpoints go (one folder per run).
+    """
+
+    def __init__(self, directory):
+        super().__init__()
+        self.directory = str(directory)
+        self.history = []
+
+    @staticmethod
+    def latest(directory):
+        """`{"epoch": k, "folder": ..., "history": [...]}` of the last
+        checkpoint in `directory`, or `None`."""
+        path = os.path.join(directory, _POINTER)
+        if not os.path.exists(path):
+            return None
+        with open(path, encoding="utf-8") as file:
+            return json.load(file)
+
+    def on_train_begin(self, logs=None):
+        latest = self.latest(self.directory)
+        if latest is None:
+            return
+        folder = os.path.join(self.directory, latest["folder"])
+        if self.model.optimizer is not None and not self.model.optimizer.built:
+            self.model.optimizer.build(self.model.trainable_variables)
+        self.model.load_weights(os.path.join(folder, "model.weights.h5"))
+        with np.load(os.path.join(folder, "non_trainable.npz")) as saved:
+            for i, variable in enumerate(self.model.non_trainable_variables):
+                variable.assign(saved[f"arr_{i}"])
+        self.history = latest["history"]
+        self.model._initial_epoch = latest["epoch"]
+
+    def on_epoch_end(self, epoch, logs=None):
+        logs = {k: float(v) for k, v in (logs or {}).items()}
+        self.history.append({"epoch": epoch + 1, **logs})
+        name = f"epoch-{epoch + 1:04d}"
+        folder = os.path.join(self.directory, name)
+        partial = f"{folder}.partial"
+        shutil.rmtree(partial, ignore_errors=True)
+        os.makedirs(partial)
+        self.model.save_weights(os.path.join(partial, "model.weights.h5"))
+        np.savez(
+            os.path.join(partial, "non_trainable.npz"),
+            *[
+                keras.ops.convert_to_numpy(v)
+                for v in self.model.non_trainable_variables
+            ],
+        )
+        shutil.rmtree(folder, ignore_errors=True)
+        os.replace(partial, folder)
+        pointer = os.path.join(self.directory, _POINTER)
+        with open(f"{pointer}.partial", "w", encoding="utf-8") as file:
+            json.dump(
+                {"epoch": epoch + 1, "folder": name, "history": self.history}, file
+            )
+        os.replace(f"{pointer}.partial", pointer)
+        for old in os.listdir(self.directory):
+            if old.startswith("epoch-") and old != name:
+                shutil.rmtree(os.path.join(self.directory, old), ignore_errors=True)
+
+    def on_train_end(self, logs=None):
+        self.model._initial_epoch = None

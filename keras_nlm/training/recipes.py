@@ -1,0 +1,388 @@
+"""Named, versioned training recipes: the papers' set-ups as data.
+
+A recipe says which corpus, tokenizer, model, batching, optimiser and
+learning-rate schedule to use; `keras_nlm.training.train` runs it. Changing
+what a recipe trains means a new `version`, so a preset's metadata (which
+records the recipe) always says exactly how it was made.
+"""
+
+import dataclasses
+
+import keras
+
+from keras_nlm import datasets, models, tokenizers
+from keras_nlm.datasets.corpora import CharacterCorpus
+from keras_nlm.validation import check_choice, check_positive_int, check_rate
+
+OPTIMIZERS = {
+    "sgd": keras.optimizers.SGD,
+    "adam": keras.optimizers.Adam,
+    "adafactor": keras.optimizers.Adafactor,
+}
+
+
+@dataclasses.dataclass(frozen=True)
+class Recipe:
+    """One training set-up.
+
+    Args:
+        name, version, description, reference: what it is and where it
+            comes from (the paper and its reported number).
+        dataset: a corpus name of `keras_nlm.datasets`.
+        model: the model class name and constructor arguments (the
+            vocabulary sizes come from the tokenizers).
+        tokenizer: the tokenizer class name, `min_frequency` and constructor
+            arguments, built on the training split.
+        languages: `(source, target)` for a translation recipe.
+        batch_size: rows per batch.
+        sequence_length: the BPTT unroll of an `RNNLM` (or the longest
+            sentence kept for a `Seq2Seq`).
+        carry_state: carry the recurrent state from batch to batch
+            (`CarriedState`), as Zaremba et al. did.
+        optimizer: `"sgd"`, `"adam"` or `"adafactor"`.
+        learning_rate: the initial learning rate.
+        global_clipnorm: clip the gradient's global norm to this, or `None`.
+        epochs: epochs to train.
+        decay_after, decay: from epoch `decay_after + 1` on, multiply the
+            learning rate by `decay` every epoch (Zaremba et al.'s schedule).
+        init_scale: initialise every weight uniformly in
+            `[-init_scale, init_scale]` (Zaremba et al.), or `None` for
+            Keras's initialisers.
+        seed: seeds weights, dropout and shuffling.
+    """
+
+    name: str
+    version: int
+    description: str
+    reference: str
+    dataset: str
+    model: dict
+    tokenizer: dict
+    batch_size: int
+    sequence_length: int = None
+    languages: tuple = None
+    carry_state: bool = False
+    optimizer: str = "adam"
+    learning_rate: float = 1e-3
+    global_clipnorm: float = None
+    epochs: int = 10
+    decay_after: int = None
+    decay: float = 1.0
+    init_scale: float = None
+    seed: int = 1234
+
+    def __post_init__(self):
+        check_positive_int(self.epochs, "epochs")
+        check_choice(self.optimizer, "optimizer", tuple(OPTIMIZERS))
+        check_rate(self.model.get("dropout", 0.0), "dropout")
+        if not self.learning_rate > 0:
+            raise ValueError(
+                f"`learning_rate` must be positive; got {self.learning_rate!r}."
+            )
+
+    def replace(self, **changes):
+        """A copy with some fields changed; `dropout` changes the model's."""
+        if "dropout" in changes:
+            changes["model"] = {**self.model, "dropout": changes.pop("dropout")}
+        return dataclasses.replace(self, **changes)
+
+    def to_dict(self):
+        return dataclasses.asdict(self)
+
+    def learning_rate_at(self, epoch):
+        """The learning rate of (0-based) `epoch`."""
+        if self.decay_after is None:
+            return self.learning_rate
+        return self.learning_rate * self.decay ** max(epoch + 1 - self.decay_after, 0)
+
+    def make_optimizer(self):
+        return OPTIMIZERS[self.optimizer](
+            learning_rate=self.learning_rate, global_clipnorm=self.global_clipnorm
+        )
+
+    def corpus(self):
+        return datasets.get(self.dataset)
+
+    def make_tokenizers(self, data_dir=None):
+        """`{role: Tokenizer}` built on the training split."""
+        settings = dict(self.tokenizer)
+        cls = getattr(tokenizers, settings.pop("class"))
+        min_frequency = settings.pop("min_frequency", 1)
+        corpus = self.corpus()
+        if self.languages:
+            pairs = corpus.pairs("train", *self.languages, data_dir=data_dir)
+            return {
+                role: cls.from_corpus(
+                    [pair[i] for pair in pairs], min_frequency, **settings
+                )
+                for i, role in enumerate(("source_tokenizer", "target_tokenizer"))
+            }
+        if isinstance(corpus, CharacterCorpus):
+            texts = [corpus.text("train", data_dir)]
+        else:
+            texts = corpus.lines("train", data_dir)
+        return {"tokenizer": cls.from_corpus(texts, min_frequency, **settings)}
+
+    def make_model(self, tokenizers):
+        settings = dict(self.model)
+        cls = getattr(models, settings.pop("class"))
+        if self.languages:
+            return cls(
+                tokenizers["source_tokenizer"].vocabulary_size(),
+                tokenizers["target_tokenizer"].vocabulary_size(),
+                **settings,
+            )
+        return cls(tokenizers["tokenizer"].vocabulary_size(), **settings)
+
+
+def _zaremba(
+    name,
+    cell,
+    hidden_dim,
+    dropout,
+    sequence_length,
+    init_scale,
+    epochs,
+    decay_after,
+    decay,
+    reference,
+):
+    return Recipe(
+        name=name,
+        version=1,
+        description=f"PTB word LM, {cell.upper()} 2x{hidden_dim}, Zaremba et al. "
+        "(2014)'s training: SGD lr 1, gradient norm clipped at 5, learning-rate "
+        f"decay, unroll {sequence_length}, state carried between batches.",
+        reference=reference,
+        dataset="ptb",
+        model={
+            "class": "RNNLM",
+            "cell": cell,
+            "num_layers": 2,
+            "hidden_dim": hidden_dim,
+            "embedding_dim": hidden_dim,
+            "dropout": dropout,
+        },
+        tokenizer={"class": "WordTokenizer"},
+        batch_size=20,
+        sequence_length=sequence_length,
+        carry_state=True,
+        optimizer="sgd",
+        learning_rate=1.0,
+        global_clipnorm=5.0,
+        epochs=epochs,
+        decay_after=decay_after,
+        decay=decay,
+        init_scale=init_scale,
+    )
+
+
+RECIPES = {
+    recipe.name: recipe
+    for recipe in (
+        Recipe(
+            name="fixed_window_ptb",
+            version=1,
+            description="PTB word LM, Bengio et al. (2003)'s fixed-window MLP: "
+            "4-word window, d=100, h=500, tanh, dropout, Adam.",
+            reference="Feed-forward NNLM test perplexity 140.2 (Mikolov 2011)",
+            dataset="ptb",
+            model={
+                "class": "FixedWindowLM",
+                "window_size": 4,
+                "embedding_dim": 100,
+                "hidden_dim": 500,
+                "activation": "tanh",
+                "dropout": 0.3,
+            },
+            tokenizer={"class": "WordTokenizer"},
+            batch_size=256,
+            optimizer="adam",
+            learning_rate=1e-3,
+            epochs=10,
+            decay_after=4,
+            decay=0.6,
+        ),
+        Recipe(
+            name="rnn_ptb",
+            version=1,
+            description="PTB word LM, Elman RNN 1x300 (Mikolov et al. 2010): "
+            "unroll 35, state carried, Adam, gradient norm clipped at 1.",
+            reference="RNNLM test perplexity 124.7 (Mikolov et al. 2010)",
+            dataset="ptb",
+            model={
+                "class": "RNNLM",
+                "cell": "simple",
+                "num_layers": 1,
+                "hidden_dim": 300,
+                "embedding_dim": 300,
+                "dropout": 0.3,
+            },
+            tokenizer={"class": "WordTokenizer"},
+            batch_size=20,
+            sequence_length=35,
+            carry_state=True,
+            optimizer="adam",
+            learning_rate=1e-3,
+            global_clipnorm=1.0,
+            epochs=15,
+            decay_after=6,
+            decay=0.6,
+        ),
+        _zaremba(
+            "lstm_ptb_small",
+            "lstm",
+            200,
+            0.0,
+            20,
+            0.1,
+            13,
+            4,
+            0.5,
+            "Small LSTM test perplexity 114.5 (Zaremba et al. 2014)",
+        ),
+        _zaremba(
+            "gru_ptb_small",
+            "gru",
+            200,
+            0.0,
+            20,
+            0.1,
+            13,
+            4,
+            0.5,
+            "Zaremba et al. (2014)'s small LSTM budget, 114.5, with a GRU",
+        ),
+        _zaremba(
+            "lstm_ptb_medium",
+            "lstm",
+            650,
+            0.5,
+            35,
+            0.05,
+            39,
+            6,
+            0.8,
+            "Medium LSTM test perplexity 82.7 (Zaremba et al. 2014)",
+        ),
+        Recipe(
+            name="lstm_wikitext2",
+            version=1,
+            description="WikiText-2 word LM, LSTM 2x200 with tied input and "
+            "output embeddings (Press & Wolf 2017), PyTorch's word_language_model "
+            "training: SGD lr 20, gradient norm clipped at 0.25, unroll 35.",
+            reference="2x200 tied LSTM test perplexity 102.3 (GluonNLP)",
+            dataset="wikitext2",
+            model={
+                "class": "RNNLM",
+                "cell": "lstm",
+                "num_layers": 2,
+                "hidden_dim": 200,
+                "embedding_dim": 200,
+                "dropout": 0.2,
+                "tie_weights": True,
+            },
+            tokenizer={"class": "WordTokenizer"},
+            batch_size=20,
+            sequence_length=35,
+            carry_state=True,
+            optimizer="sgd",
+            learning_rate=20.0,
+            global_clipnorm=0.25,
+            epochs=40,
+            decay_after=20,
+            decay=0.8,
+        ),
+        Recipe(
+            name="char_lstm_shakespeare",
+            version=1,
+            description="Tiny Shakespeare character LM, LSTM 2x512 (Karpathy's "
+            "char-rnn): unroll 100, state carried, Adam.",
+            reference="char-rnn's 2x512 LSTM, validation loss about 1.4 nats/char",
+            dataset="tinyshakespeare",
+            model={
+                "class": "RNNLM",
+                "cell": "lstm",
+                "num_layers": 2,
+                "hidden_dim": 512,
+                "embedding_dim": 64,
+                "dropout": 0.2,
+            },
+            tokenizer={"class": "CharacterTokenizer"},
+            batch_size=64,
+            sequence_length=100,
+            carry_state=True,
+            optimizer="adam",
+            learning_rate=2e-3,
+            global_clipnorm=5.0,
+            epochs=20,
+            decay_after=10,
+            decay=0.9,
+        ),
+        Recipe(
+            name="char_lstm_timemachine",
+            version=1,
+            description="The Time Machine character LM, one small LSTM layer "
+            "(d2l.ai's example): a model that trains in about a minute on a CPU.",
+            reference="d2l.ai chapter 9: character perplexity about 1.3 to 2 "
+            "on its training text",
+            dataset="timemachine",
+            model={
+                "class": "RNNLM",
+                "cell": "lstm",
+                "num_layers": 1,
+                "hidden_dim": 128,
+                "embedding_dim": 32,
+            },
+            tokenizer={"class": "CharacterTokenizer"},
+            batch_size=32,
+            sequence_length=35,
+            carry_state=True,
+            optimizer="adam",
+            learning_rate=5e-3,
+            global_clipnorm=1.0,
+            epochs=5,
+        ),
+        Recipe(
+            name="seq2seq_multi30k_de_en",
+            version=1,
+            description="Multi30k German to English, attention GRU encoder-decoder "
+            "(Bahdanau et al. 2015; pytorch-seq2seq tutorial 3): bidirectional "
+            "GRU encoder, GRU decoder, h=512, d=256, dropout 0.5, Adam.",
+            reference="test2016 BLEU 28.3 (pytorch-seq2seq tutorial 3)",
+            dataset="multi30k",
+            languages=("de", "en"),
+            model={
+                "class": "Seq2Seq",
+                "cell": "gru",
+                "num_layers": 1,
+                "hidden_dim": 512,
+                "embedding_dim": 256,
+                "bidirectional_encoder": True,
+                "attention": "bahdanau",
+                "dropout": 0.5,
+            },
+            tokenizer={
+                "class": "WordTokenizer",
+                "split_on": "punctuation",
+                "lowercase": True,
+                "min_frequency": 2,
+            },
+            batch_size=128,
+            sequence_length=50,
+            optimizer="adam",
+            learning_rate=1e-3,
+            global_clipnorm=1.0,
+            epochs=10,
+        ),
+    )
+}
+
+
+def get(name):
+    """The recipe called `name`; unknown names list the known ones."""
+    if name not in RECIPES:
+        raise ValueError(
+            f"Unknown recipe {name!r}; known recipes: {', '.join(sorted(RECIPES))}."
+        )
+    return RECIPES[name]

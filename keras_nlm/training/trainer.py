@@ -1,0 +1,153 @@
+import json
+import pathlib
+import time
+
+import keras
+import keras_hub
+
+from keras_nlm import evaluation
+from keras_nlm.datasets.batching import NGramWindows, SentencePairs, StreamBatches
+from keras_nlm.models import CarriedState, FixedWindowLM
+from keras_nlm.training.checkpoint import EpochCheckpoint
+
+RECIPE_FILE = "recipe.json"
+
+
+def _batches(recipe, tokenizers, split, data_dir, epoch):
+    corpus = recipe.corpus()
+    train = split == "train"
+    if recipe.languages:
+        source, target = tokenizers["source_tokenizer"], tokenizers["target_tokenizer"]
+        pairs = corpus.pairs(split, *recipe.languages, data_dir=data_dir)
+        return SentencePairs(
+            source.tokenize([s for s, _ in pairs]),
+            target.tokenize([t for _, t in pairs]),
+            start_id=target.token_to_id(target.start_token),
+            end_id=target.token_to_id(target.end_token),
+            batch_size=recipe.batch_size,
+            max_length=recipe.sequence_length,
+            shuffle=train,
+            seed=recipe.seed,
+            epoch=epoch,
+        )
+    tokenizer = tokenizers["tokenizer"]
+    ids = evaluation.corpus_ids(corpus, split, tokenizer, data_dir)
+    start_id = evaluation.stream_start_id(tokenizer)
+    if recipe.model["class"] == FixedWindowLM.__name__:
+        return NGramWindows(
+            ids,
+            recipe.model.get("window_size", 4),
+            recipe.batch_size,
+            shuffle=train,
+            seed=recipe.seed,
+            start_id=start_id,
+            epoch=epoch,
+        )
+    return StreamBatches(ids, recipe.batch_size, recipe.sequence_length, start_id)
+
+
+def _check_output(recipe, output, resume):
+    """The epoch to start at; refuses to mix two runs in one folder."""
+    latest = EpochCheckpoint.latest(output / "checkpoint")
+    recipe_file = output / RECIPE_FILE
+    if latest is None:
+        return 0
+    if not resume:
+        raise ValueError(
+            f"{output} already holds a run of {latest['epoch']} epoch(s); pass "
+            "`resume=True` (`--resume`) to continue it, or choose another output."
+        )
+    saved = json.loads(recipe_file.read_text(encoding="utf-8"))
+    differing = [
+        key
+        for key, value in recipe.to_dict().items()
+        if key != "epochs" and json.loads(json.dumps(value)) != saved.get(key)
+    ]
+    if differing:
+        raise ValueError(
+            f"Cannot resume {output}: it was trained with a different "
+            f"{', '.join(differing)}; resume with the same settings."
+        )
+    return latest["epoch"]
+
+
+def train(recipe, output, resume=False, data_dir=None, verbose="auto"):
+    """Runs a recipe: trains, checkpoints every epoch, evaluates, saves a preset.
+
+    Args:
+        recipe: a `Recipe` (see `keras_nlm.training.recipes`).
+        output: the run's folder. It receives `checkpoint/` (the training
+            state after each epoch) and, at the end, the trained model as a
+            preset (`config.json`, `model.weights.h5`, tokenizers,
+            `metadata.json` with the recipe, the per-epoch logs and the
+            validation and test metrics).
+        resume: continue the run in `output` from its last checkpoint. The
+            resumed run ends where an uninterrupted one would have.
+        data_dir: a local mirror of the corpora (default `$KERAS_NLM_DATA`).
+        verbose: passed to `fit` (`"auto"` shows Keras's progress bar).
+
+    Returns:
+        The trained model (tokenizers attached) and its metadata dict.
+    """
+    output = pathlib.Path(output)
+    initial_epoch = _check_output(recipe, output, resume)
+    output.mkdir(parents=True, exist_ok=True)
+    (output / RECIPE_FILE).write_text(json.dumps(recipe.to_dict(), indent=2))
+
+    keras.utils.set_random_seed(recipe.seed)
+    tokenizers = recipe.make_tokenizers(data_dir)
+    model = recipe.make_model(tokenizers)
+    for role, tokenizer in tokenizers.items():
+        setattr(model, role, tokenizer)
+    train_data = _batches(recipe, tokenizers, "train", data_dir, initial_epoch)
+    validation_data = _batches(recipe, tokenizers, "validation", data_dir, 0)
+    trainer = CarriedState(model, recipe.batch_size) if recipe.carry_state else model
+    trainer(train_data[0][0])  # build the weights before initialising them
+    if recipe.init_scale is not None:
+        for i, weight in enumerate(model.trainable_weights):
+            weight.assign(
+                keras.random.uniform(
+                    weight.shape,
+                    -recipe.init_scale,
+                    recipe.init_scale,
+                    seed=recipe.seed + i,
+                )
+            )
+    trainer.compile(
+        optimizer=recipe.make_optimizer(),
+        metrics=[
+            keras_hub.metrics.Perplexity(
+                from_logits=True, mask_token_id=model.ignored_label
+            )
+        ],
+    )
+    checkpoint = EpochCheckpoint(output / "checkpoint")
+    started = time.perf_counter()
+    trainer.fit(
+        train_data,
+        validation_data=validation_data,
+        epochs=recipe.epochs,
+        callbacks=[
+            checkpoint,
+            keras.callbacks.LearningRateScheduler(
+                lambda epoch, _: recipe.learning_rate_at(epoch)
+            ),
+        ],
+        verbose=verbose,
+        # The batches shuffle themselves, from (seed, epoch); Keras's own
+        # shuffling would differ between a resumed and an uninterrupted run.
+        shuffle=False,
+    )
+    metrics = {}
+    for split in ("validation", "test"):
+        metrics[split] = evaluation.evaluate(
+            model, recipe.dataset, split, recipe.languages, data_dir=data_dir
+        )
+    metadata = {
+        "recipe": recipe.to_dict(),
+        "history": checkpoint.history,
+        "metrics": metrics,
+        "training_seconds_this_session": round(time.perf_counter() - started, 1),
+    }
+    model.save_to_preset(output, metadata)
+    return model, metadata
