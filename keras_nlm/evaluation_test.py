@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 
 from keras_nlm import models
-from keras_nlm.evaluation import evaluate_perplexity, token_nll
+from keras_nlm.evaluation import bleu, evaluate, evaluate_perplexity, token_nll
 
 
 def test_rnn_lm_chunks_with_carried_state_equal_one_pass():
@@ -44,3 +44,48 @@ def test_other_models_are_refused():
     model = models.RNNClassifier(10, 2)
     with pytest.raises(ValueError, match="FixedWindowLM or an RNNLM"):
         token_nll(model, [1, 2], start_id=0)
+
+
+def test_evaluate_scores_the_tokens_the_ngram_baseline_scores():
+    from keras_nlm import datasets
+    from keras_nlm.baselines import KneserNeyLM
+    from keras_nlm.tokenizers import WordTokenizer
+
+    ptb = datasets.get("ptb")
+    tokenizer = WordTokenizer.from_corpus(ptb.lines("train"))
+    model = models.FixedWindowLM(
+        tokenizer.vocabulary_size(), embedding_dim=2, hidden_dim=2
+    )
+    model.tokenizer = tokenizer
+    model(np.zeros((1, 4), "int32"))
+    model.U.set_weights([np.zeros_like(w) for w in model.U.get_weights()])
+    result = evaluate(model, "ptb", "test")
+    kneser_ney = KneserNeyLM(order=2).fit(ptb.tokens("train"))
+    # Every token of the split, `<eos>` included, as the baseline counts them;
+    # a uniform model's perplexity is the vocabulary size.
+    assert result["tokens"] == len(kneser_ney.token_nll(ptb.tokens("test"))) == 82_430
+    assert result["perplexity"] == pytest.approx(model.vocabulary_size, rel=1e-5)
+
+
+class _Translator:
+    """Stands in for a Seq2Seq: `translate` returns what it is given."""
+
+    def __init__(self, outputs):
+        self.outputs = outputs
+
+    def translate(self, sources, max_length, sampler):
+        return [self.outputs[s] for s in sources]
+
+
+def test_bleu_is_sacrebleu_on_the_detokenized_translations():
+    pairs = [
+        ("ein hund läuft .", "A dog is running."),
+        ("zwei männer sitzen auf einer bank .", "Two men are sitting on a bench."),
+    ]
+    # Lowercased, punctuation split off: what the word tokenizers give back.
+    exact = _Translator({s: r.lower().replace(".", " .") for s, r in pairs})
+    score, signature, hypotheses = bleu(exact, pairs, batch_size=1)
+    assert score == pytest.approx(100.0)
+    assert "case:lc" in signature and "tok:13a" in signature
+    wrong = _Translator({s: "a cat sleeps ." for s, _ in pairs})
+    assert bleu(wrong, pairs)[0] < 10

@@ -1,6 +1,7 @@
 import keras
 from keras import ops
 
+from keras_nlm.layers.dropout import seeded_dropout
 from keras_nlm.validation import check_choice, check_positive_int, check_rate
 
 # The course's three recurrent cells, as Keras implements them (cuDNN where
@@ -82,7 +83,7 @@ class RecurrentStack(keras.layers.Layer):
             if bidirectional:
                 layer = keras.layers.Bidirectional(layer, name=f"bidirectional_{i}")
             self.recurrent_layers.append(layer)
-        self.dropout_layer = keras.layers.Dropout(self.dropout)
+        self.dropout_layer = seeded_dropout(self.dropout)
         self.supports_masking = True
 
     @property

@@ -1,6 +1,7 @@
 import keras
 
 from keras_nlm.layers import WindowEmbedding
+from keras_nlm.layers.dropout import seeded_dropout
 from keras_nlm.models.base import LanguageModel
 from keras_nlm.validation import check_positive_int, check_rate, check_token_tensor
 
@@ -72,7 +73,7 @@ class FixedWindowLM(LanguageModel):
             if direct_connections
             else None
         )
-        self.dropout_layer = keras.layers.Dropout(self.dropout)
+        self.dropout_layer = seeded_dropout(self.dropout)
 
     def check_inputs(self, inputs):
         return check_token_tensor(

@@ -2,6 +2,7 @@ import keras
 from keras import ops
 
 from keras_nlm.layers import RecurrentStack, TokenEmbedding
+from keras_nlm.layers.dropout import seeded_dropout
 from keras_nlm.models.base import Model
 from keras_nlm.validation import check_positive_int, check_rate, check_token_tensor
 
@@ -71,7 +72,7 @@ class RNNClassifier(Model):
             return_sequences=self.per_token,
             name="rnn",
         )
-        self.dropout_layer = keras.layers.Dropout(self.dropout)
+        self.dropout_layer = seeded_dropout(self.dropout)
         self.U = keras.layers.Dense(num_classes, name="U")
 
     def check_inputs(self, inputs):

@@ -1,6 +1,7 @@
 import keras
 
 from keras_nlm.layers import RecurrentStack, TokenEmbedding
+from keras_nlm.layers.dropout import seeded_dropout
 from keras_nlm.models.base import LanguageModel
 from keras_nlm.validation import check_positive_int, check_rate, check_token_tensor
 
@@ -81,7 +82,7 @@ class RNNLM(LanguageModel):
             name="rnn",
         )
         self.U = None if tie_weights else keras.layers.Dense(vocabulary_size, name="U")
-        self.dropout_layer = keras.layers.Dropout(self.dropout)
+        self.dropout_layer = seeded_dropout(self.dropout)
 
     def check_inputs(self, inputs):
         return check_token_tensor(

@@ -2,6 +2,7 @@ import keras
 from keras import ops
 
 from keras_nlm.layers import EncoderDecoderAttention, RecurrentStack, TokenEmbedding
+from keras_nlm.layers.dropout import seeded_dropout
 from keras_nlm.models.base import Model, is_text
 from keras_nlm.validation import (
     check_choice,
@@ -123,7 +124,7 @@ class Seq2Seq(Model):
             if attention
             else None
         )
-        self.dropout_layer = keras.layers.Dropout(self.dropout)
+        self.dropout_layer = seeded_dropout(self.dropout)
         self.U = keras.layers.Dense(target_vocabulary_size, name="U")
 
     def encode(self, source, training=None):
