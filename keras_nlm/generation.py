@@ -177,7 +177,10 @@ def translate(model, sources, max_length, start_id, end_id, sampler="greedy"):
             ops.cast(cache["source_mask"], "bool"),
             return_state=True,
         )
-        return logits[:, 0], None, {**cache, "state": state}
+        # Padding (id 0) is never part of a translation: fed back, it would
+        # be masked out and the decoder's state would stall.
+        logits = ops.where(ops.arange(ops.shape(logits)[-1]) == 0, -1e9, logits[:, 0])
+        return logits, None, {**cache, "state": state}
 
     tokens = sampler(
         next,

@@ -64,7 +64,7 @@ def _greedy_translation_by_recompute(model, source, max_length, start_id, end_id
     target = [start_id]
     while len(target) <= max_length:
         logits = model({"source": np.array([source]), "target": np.array([target])})
-        token = int(np.argmax(keras.ops.convert_to_numpy(logits)[0, -1]))
+        token = 1 + int(np.argmax(keras.ops.convert_to_numpy(logits)[0, -1, 1:]))
         if token == end_id:
             break
         target.append(token)
