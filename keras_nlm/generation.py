@@ -5,6 +5,10 @@ A prompt batch is laid in a `(batch, max_length)` buffer and a sampler from
 the rest one token at a time. Each step costs one model step, not a pass over
 the prefix: the `RNNLM` carries its recurrent state between steps (KerasHub's
 "cache"), the `FixedWindowLM` reads only its window.
+
+The sampling loop is compiled once per model, sampler, stop ids and input
+shape, as KerasHub's `CausalLM.generate` does: `jax.jit` on JAX, `tf.function`
+on TensorFlow; PyTorch runs it eagerly, without autograd.
 """
 
 import keras
@@ -12,7 +16,10 @@ import keras_hub
 import numpy as np
 from keras import ops
 
-from keras_nlm.validation import check_positive_int, check_token_ids
+from keras_nlm.validation import _state, check_positive_int, check_token_ids
+
+# One instance per sampler name, so that its compiled loops are reused.
+_named_samplers = {}
 
 
 def _pad(sequences, argument, length=None):
@@ -44,6 +51,102 @@ def _prompt_buffer(prompts, max_length):
     return buffer, given, min(map(len, prompts))
 
 
+def _get_sampler(sampler):
+    if not isinstance(sampler, str):
+        return sampler
+    if sampler not in _named_samplers:
+        _named_samplers[sampler] = keras_hub.samplers.get(sampler)
+    return _named_samplers[sampler]
+
+
+def _compile(model, sampler, next, start, stop_token_ids):
+    """`sampler` as a function of `(prompt, mask, index, inputs)`, compiled for
+    the backend."""
+
+    def sample(prompt, mask, index, inputs):
+        return sampler(
+            next,
+            prompt,
+            cache=start(inputs) if start else inputs,
+            index=index,
+            mask=mask,
+            stop_token_ids=stop_token_ids,
+            model=model,
+        )
+
+    backend = keras.backend.backend()
+    if backend == "tensorflow":
+        import tensorflow as tf
+
+        # Without XLA, as the models' layers opt out of it on TensorFlow
+        # (see `keras_nlm.validation.supports_jit_on_backend`). Shapes that
+        # vary from call to call (source lengths) are traced as unknown.
+        return tf.function(sample, reduce_retracing=True)
+    if backend == "jax":
+        import jax
+
+        variables = (
+            sampler.variables
+            + model.trainable_variables
+            + model.non_trainable_variables
+        )
+
+        # Stateless, so that the weights' values are inputs rather than
+        # constants baked into the compiled loop (as in KerasHub's CausalLM).
+        @jax.jit
+        def stateless_sample(values, *inputs):
+            with keras.StatelessScope(state_mapping=zip(variables, values)) as scope:
+                tokens = sample(*inputs)
+            return tokens, [scope.get_current_value(v) for v in sampler.variables]
+
+        def run(*inputs):
+            tokens, seeds = stateless_sample([v.value for v in variables], *inputs)
+            # The sampler's seeds advance from call to call; weights never change.
+            for variable, value in zip(sampler.variables, seeds):
+                variable.assign(value)
+            return tokens
+
+        return run
+    import torch
+
+    def run(*inputs):
+        with torch.no_grad():
+            return sample(*inputs)
+
+    return run
+
+
+def _sample(
+    model, sampler, next, prompt, mask, index, stop_token_ids, inputs, start=None
+):
+    """Runs `sampler` with `next` from `index` on, from the cache `start(inputs)`
+    (or `inputs` without `start`), both computed in one function compiled at
+    the first call of each model, sampler and stop ids. `next` and `start`
+    must depend on nothing but the model: later calls reuse the first ones."""
+    sampler = _get_sampler(sampler)
+    stop_token_ids = tuple(stop_token_ids) if stop_token_ids else None
+    # Set in `__dict__`, out of Keras's and TensorFlow's attribute tracking,
+    # which would otherwise save the compiled loops with the model.
+    compiled = model.__dict__.setdefault("_keras_nlm_samplers", {})
+    key = (sampler, stop_token_ids)
+    if key not in compiled:
+        compiled[key] = _compile(model, sampler, next, start, stop_token_ids)
+    # The prompts and delimiters were checked on entry and the sampler only
+    # picks ids of the vocabulary, so the loop need not check ids in-graph.
+    _state.prechecked = True
+    try:
+        tokens = compiled[key](
+            ops.convert_to_tensor(prompt),
+            ops.convert_to_tensor(mask),
+            # A tensor: a Python int would be a constant of the compiled loop.
+            ops.convert_to_tensor(index, "int32"),
+            inputs,
+        )
+    finally:
+        _state.prechecked = False
+    return ops.convert_to_numpy(tokens)
+
+
 def generate(
     model,
     prompts,
@@ -59,7 +162,8 @@ def generate(
         prompts: a list of token-id lists (lengths may differ).
         max_length: the length of each result, prompt included.
         sampler: a `keras_hub.samplers.Sampler` or its name (`"greedy"`,
-            `"top_k"`, `"top_p"`, `"random"`).
+            `"top_k"`, `"top_p"`, `"random"`). Reuse one sampler object:
+            each new one compiles the loop anew.
         stop_token_ids: ids that end a sequence (e.g. that of `<eos>`); the
             result is cut after the first one generated.
         start_id: the id a `FixedWindowLM` sees before the prompt's start.
@@ -72,22 +176,22 @@ def generate(
     check_positive_int(max_length, "max_length")
     buffer, mask, index = _prompt_buffer(prompts, max_length)
     check_token_ids(buffer, model.vocabulary_size, "prompts")
-    sampler = keras_hub.samplers.get(sampler) if isinstance(sampler, str) else sampler
     batch = buffer.shape[0]
 
     if isinstance(model, RNNLM):
-        # The cache is the state after reading every token before `index - 1`.
-        if index > 1:
-            _, cache = model(buffer[:, : index - 1], return_state=True, training=False)
-        else:
-            cache = model.rnn.initial_state(batch)
+        # The loop reads the prompts too, from their first token (keeping
+        # their tokens): one compiled loop then serves prompts of any length,
+        # where a call reading them beforehand would compile for each length.
+        cache = model.rnn.initial_state(batch)
+        index = 1
 
         def next(prompt, cache, index):
-            token = ops.slice(prompt, [0, index - 1], [batch, 1])
+            token = ops.slice(prompt, [0, index - 1], [ops.shape(prompt)[0], 1])
             logits, cache = model(token, initial_state=cache, return_state=True)
             return logits[:, 0], None, cache
 
     elif isinstance(model, FixedWindowLM):
+        check_token_ids(np.array([start_id]), model.vocabulary_size, "start_id")
         window = model.window_size
         # `start_id` fills the window before the prompt's first token.
         buffer = np.concatenate(
@@ -98,7 +202,9 @@ def generate(
         cache = None
 
         def next(prompt, cache, index):
-            context = ops.slice(prompt, [0, index - window], [batch, window])
+            context = ops.slice(
+                prompt, [0, index - window], [ops.shape(prompt)[0], window]
+            )
             return model(context), None, cache
 
     else:
@@ -106,18 +212,9 @@ def generate(
             f"`model` must be an RNNLM or a FixedWindowLM; got {type(model).__name__}."
         )
     if not model.built:
-        # Weights must exist before the sampler's loop traces `next` (JAX).
+        # Weights must exist before the sampling loop is traced.
         next(ops.convert_to_tensor(buffer), cache, index)
-    tokens = sampler(
-        next,
-        ops.convert_to_tensor(buffer),
-        cache=cache,
-        index=index,
-        mask=ops.convert_to_tensor(mask),
-        stop_token_ids=stop_token_ids,
-        model=model,
-    )
-    tokens = keras.ops.convert_to_numpy(tokens)
+    tokens = _sample(model, sampler, next, buffer, mask, index, stop_token_ids, cache)
     if isinstance(model, FixedWindowLM):
         tokens = tokens[:, model.window_size :]
     results = []
@@ -144,29 +241,35 @@ def translate(model, sources, max_length, start_id, end_id, sampler="greedy"):
         sources: a list of source token-id lists.
         max_length: the most target tokens to produce.
         start_id, end_id: the target vocabulary's delimiters.
-        sampler: a `keras_hub.samplers.Sampler` or its name.
+        sampler: a `keras_hub.samplers.Sampler` or its name; reuse one
+            sampler object, as each new one compiles the loop anew.
 
     Returns:
         One list of target ids per source, without the delimiters.
     """
     check_positive_int(max_length, "max_length")
     source, _ = _pad(sources, "sources")
-    sampler = keras_hub.samplers.get(sampler) if isinstance(sampler, str) else sampler
+    check_token_ids(source, model.source_vocabulary_size, "source")
+    check_token_ids(np.array([start_id]), model.target_vocabulary_size, "start_id")
     buffer = np.zeros((len(source), max_length + 1), "int32")
     if not model.built:
-        # Weights must exist before the sampler's loop traces a step (JAX).
+        # Weights must exist before the sampling loop is traced.
         model({"source": source, "target": buffer[:, :1]})
-    encoder_outputs, state, source_mask = model.encode(source, training=False)
     buffer[:, 0] = start_id
     given = np.zeros_like(buffer, bool)
     given[:, 0] = True
-    # Everything a decoding step needs travels in the cache, so that beam
-    # search repeats and reorders it together with the beams.
-    cache = {
-        "state": state,
-        "encoder_outputs": encoder_outputs,
-        "source_mask": ops.cast(source_mask, "int32"),
-    }
+
+    # The source is encoded in the compiled function too (eagerly, JAX would
+    # trace the encoder at every call). Everything a decoding step needs
+    # travels in the cache, so that beam search repeats and reorders it
+    # together with the beams.
+    def start(source):
+        encoder_outputs, state, source_mask = model.encode(source, training=False)
+        return {
+            "state": state,
+            "encoder_outputs": encoder_outputs,
+            "source_mask": ops.cast(source_mask, "int32"),
+        }
 
     def next(prompt, cache, index):
         token = ops.slice(prompt, [0, index - 1], [ops.shape(prompt)[0], 1])
@@ -182,16 +285,18 @@ def translate(model, sources, max_length, start_id, end_id, sampler="greedy"):
         logits = ops.where(ops.arange(ops.shape(logits)[-1]) == 0, -1e9, logits[:, 0])
         return logits, None, {**cache, "state": state}
 
-    tokens = sampler(
+    tokens = _sample(
+        model,
+        sampler,
         next,
-        ops.convert_to_tensor(buffer),
-        cache=cache,
-        index=1,
-        mask=ops.convert_to_tensor(given),
-        stop_token_ids=[end_id],
-        model=model,
+        buffer,
+        given,
+        1,
+        [end_id],
+        ops.convert_to_tensor(source),
+        start,
     )
     results = []
-    for row in keras.ops.convert_to_numpy(tokens)[:, 1:].tolist():
+    for row in tokens[:, 1:].tolist():
         results.append(row[: row.index(end_id)] if end_id in row else row)
     return results

@@ -1,4 +1,5 @@
 import keras
+import keras_hub
 import numpy as np
 import pytest
 
@@ -35,6 +36,18 @@ def test_greedy_steps_equal_recomputing_the_prefix(model):
         assert tokens == _greedy_by_full_recompute(model, prompt, 9)
 
 
+def test_compiled_loop_reads_the_current_weights():
+    model = models.RNNLM(15, num_layers=1, hidden_dim=8, embedding_dim=6)
+    model.generate([[3, 4]], max_length=9)  # builds the model, compiles the loop
+    generated = []
+    for seed in (0, 1):
+        rng = np.random.default_rng(seed)
+        model.set_weights([rng.normal(size=w.shape) for w in model.get_weights()])
+        generated.append(model.generate([[3, 4]], max_length=9)[0])
+        assert generated[-1] == _greedy_by_full_recompute(model, [3, 4], 9)
+    assert generated[0] != generated[1]
+
+
 def test_stop_tokens_and_samplers():
     model = models.RNNLM(15, num_layers=1, hidden_dim=8, embedding_dim=6)
     greedy = model.generate([[3, 4]], max_length=10)[0]
@@ -58,6 +71,59 @@ def test_bad_prompts():
         model.generate([[1]], max_length=0)
     with pytest.raises(ValueError, match="`prompts` holds token id 15"):
         model.generate([[1, 15]], max_length=5)
+    window = models.FixedWindowLM(15, window_size=2, embedding_dim=4, hidden_dim=4)
+    with pytest.raises(ValueError, match="`start_id` holds token id 15"):
+        window.generate([[1]], max_length=5, start_id=15)
+
+
+def test_seeded_samplers_are_reproducible():
+    model = models.RNNLM(15, num_layers=1, hidden_dim=8, embedding_dim=6)
+
+    def top_k(seed=7):
+        return keras_hub.samplers.TopKSampler(k=10, seed=seed)
+
+    prompts = [[3, 4]] * 4
+    first = model.generate(prompts, max_length=12, sampler=top_k())
+    assert model.generate(prompts, max_length=12, sampler=top_k()) == first
+    # One sampler's seed advances from call to call, as in KerasHub.
+    sampler = top_k()
+    assert model.generate(prompts, max_length=12, sampler=sampler) == first
+    assert model.generate(prompts, max_length=12, sampler=sampler) != first
+
+
+def _count_calls(monkeypatch, model, method):
+    """Counts the Python calls of `model.method`: a compiled loop makes them
+    only while being traced."""
+    calls = []
+    original = getattr(model, method)
+
+    def counted(*args, **kwargs):
+        calls.append(method)
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(model, method, counted)
+    return calls
+
+
+@pytest.mark.skipif(
+    keras.backend.backend() == "torch", reason="PyTorch runs the loop eagerly"
+)
+def test_same_shapes_reuse_the_compiled_loop(monkeypatch):
+    lm = models.RNNLM(15, num_layers=1, hidden_dim=8, embedding_dim=6)
+    lm.generate([[4, 5], [6]], max_length=8, sampler="top_k")
+    calls = _count_calls(monkeypatch, lm, "call")
+    # Other ids and prompt lengths, same shape: no tracing.
+    lm.generate([[7], [8, 9, 10]], max_length=8, sampler="top_k")
+    assert calls == []
+    lm.generate([[7]], max_length=8, sampler="top_k")  # a new batch size
+    assert calls
+
+    seq2seq = models.Seq2Seq(15, 12, num_layers=1, hidden_dim=8, embedding_dim=6)
+    beam = keras_hub.samplers.BeamSampler(num_beams=2)
+    seq2seq.translate([[3, 4], [5]], 6, start_id=1, end_id=2, sampler=beam)
+    calls = _count_calls(monkeypatch, seq2seq, "decode")
+    seq2seq.translate([[6], [7, 8]], 6, start_id=1, end_id=2, sampler=beam)
+    assert calls == []
 
 
 def _greedy_translation_by_recompute(model, source, max_length, start_id, end_id):
@@ -88,7 +154,9 @@ def test_greedy_translation_equals_recomputing_the_prefix(attention):
         assert translation == _greedy_translation_by_recompute(model, source, 6, 1, 2)
 
 
-def test_translate_needs_non_empty_sources():
+def test_bad_translation_arguments():
     model = models.Seq2Seq(10, 10, num_layers=1, hidden_dim=4, embedding_dim=4)
     with pytest.raises(ValueError, match="`sources` must hold at least one sequence"):
         model.translate([[]], max_length=8, start_id=1, end_id=2)
+    with pytest.raises(ValueError, match="`start_id` holds token id 10"):
+        model.translate([[3]], max_length=8, start_id=10, end_id=2)
