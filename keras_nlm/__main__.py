@@ -1,6 +1,9 @@
-"""`python -m keras_nlm`: a tour of the course's models on the current backend.
+"""`python -m keras_nlm`: the zoo and a tour of the course's models, on the
+current backend, offline.
 
-Builds each model at the sizes of its paper, runs it on a batch of random ids
+Loads every pretrained zoo preset (its sha256 manifest verified), prints its
+measured headline metric and lets it generate (or translate) a sample; then
+builds each model at the sizes of its paper, runs it on a batch of random ids
 and prints what it computes, its parameter count and its output shape.
 """
 
@@ -8,7 +11,8 @@ import keras
 import numpy as np
 
 import keras_nlm
-from keras_nlm import models
+from keras_nlm import models, presets
+from keras_nlm.training.publish import PROMPTS, headline
 
 TOUR = [
     (
@@ -41,11 +45,31 @@ TOUR = [
 ]
 
 
+def zoo():
+    print(
+        f"The zoo ({len(presets.zoo_presets())} pretrained presets, greedy decoding):"
+    )
+    for name in presets.zoo_presets():
+        model = presets.load_preset(name)
+        metadata = presets.load_metadata(name)
+        split, metric, value, target = headline(name, metadata)
+        print(f"- {name}: {split} {metric} {value:.4g} (target {target})")
+        recipe = metadata["recipe"]
+        if recipe.get("languages"):
+            source = metadata["samples"][0]["source"]
+            print(f"    {source!r} -> {model.translate(source)!r}")
+        else:
+            prompt = PROMPTS[recipe["dataset"]][0]
+            print(f"    {model.generate(prompt, max_length=40)!r}")
+
+
 def main():
     print(
         f"keras-nlm {keras_nlm.__version__} on Keras {keras.__version__}, "
         f"backend {keras.backend.backend()} (set KERAS_BACKEND to change)"
     )
+    zoo()
+    print("The course's models at their papers' sizes (random weights):")
     rng = np.random.default_rng(0)
     for title, build, inputs in TOUR:
         model = build()

@@ -7,9 +7,11 @@
     keras-nlm train RECIPE [--epochs N] [--output DIR] [--resume]
                    [--optimizer sgd|adam|adafactor] [--learning-rate LR] [--dropout P]
                                                    train a recipe (a name or a JSON file)
-    keras-nlm evaluate MODEL --dataset NAME [--split test] [--beam N] [--json]
+    keras-nlm evaluate MODEL --dataset NAME [--split test] [--beam N] [--limit N]
     keras-nlm generate MODEL "prompt" [--max-length N] [--sampler top_k] [--seed S]
     keras-nlm translate MODEL "sentence" [--beam N] [--max-length N]
+    keras-nlm zoo [--json]                         the zoo's presets and metrics
+    keras-nlm publish RUN --name NAME              a trained run into the zoo
 
 MODEL is a zoo preset name or a preset directory (what `train` writes).
 
@@ -128,7 +130,7 @@ def _evaluate(args):
     model = presets.load_preset(args.model)
     languages = presets.load_metadata(args.model).get("recipe", {}).get("languages")
     result = evaluation.evaluate(
-        model, args.dataset, args.split, languages, args.beam, args.data_dir
+        model, args.dataset, args.split, languages, args.beam, args.data_dir, args.limit
     )
     result = {
         "model": str(args.model),
@@ -195,6 +197,44 @@ def _translate(args):
     return None
 
 
+def _zoo(args):
+    from keras_nlm import presets
+    from keras_nlm.training.publish import headline
+
+    rows = []
+    for name in presets.zoo_presets():
+        split, metric, value, target = headline(name, presets.load_metadata(name))
+        rows.append(
+            {
+                "name": name,
+                "split": split,
+                "metric": metric,
+                "value": value,
+                "target": target,
+            }
+        )
+    if args.json:
+        return {"presets": rows}
+    if not rows:
+        print(f"The zoo ({presets.ZOO}) holds no presets yet.")
+    for row in rows:
+        print(
+            f"{row['name']:<26} {row['split']} {row['metric']} {row['value']:.4g} "
+            f"(target {row['target']})"
+        )
+    return None
+
+
+def _publish(args):
+    from keras_nlm.training.publish import publish
+
+    target = publish(args.run, args.name, args.zoo, data_dir=args.data_dir)
+    if args.json:
+        return {"preset": str(target)}
+    print(f"Published {args.run} as {target}; see its README.md.")
+    return None
+
+
 def _positive_int(text):
     value = int(text)
     if value < 1:
@@ -239,6 +279,11 @@ def parser():
     evaluate.add_argument(
         "--beam", type=_positive_int, help="beam search width (Seq2Seq)"
     )
+    evaluate.add_argument(
+        "--limit",
+        type=_positive_int,
+        help="score only the first N tokens (sentence pairs for a Seq2Seq)",
+    )
     evaluate.set_defaults(run=_evaluate)
 
     generate = commands.add_parser("generate", help="continue a text prompt")
@@ -261,11 +306,22 @@ def parser():
     translate.add_argument("--max-length", type=_positive_int, default=50)
     translate.set_defaults(run=_translate)
 
-    for command in (data, ngram, recipes, train, evaluate, generate, translate):
+    zoo = commands.add_parser("zoo", help="the zoo's presets and their metrics")
+    zoo.set_defaults(run=_zoo)
+    publish = commands.add_parser(
+        "publish", help="a trained run into the zoo, measured on every backend"
+    )
+    publish.add_argument("run", help="the run's folder (what `train` wrote)")
+    publish.add_argument("--name", required=True, help="the zoo preset's name")
+    publish.add_argument("--zoo", help="the zoo folder (default: the project's zoo/)")
+    publish.set_defaults(run=_publish)
+
+    everything = (data, ngram, recipes, train, evaluate, generate, translate, zoo)
+    for command in everything + (publish,):
         command.add_argument(
             "--json", action="store_true", help="print one JSON object"
         )
-    for command in (data, ngram, train, evaluate):
+    for command in (data, ngram, train, evaluate, publish):
         command.add_argument(
             "--data-dir",
             help="a local mirror of the corpora (default: $KERAS_NLM_DATA)",

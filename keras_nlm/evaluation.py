@@ -13,6 +13,7 @@ from keras_nlm.datasets.batching import NGramWindows
 from keras_nlm.datasets.corpora import CharacterCorpus, ParallelCorpus, WordCorpus
 from keras_nlm.metrics import bits_per_character, perplexity
 from keras_nlm.models import RNNLM, CarriedState, FixedWindowLM
+from keras_nlm.validation import check_positive_int
 
 
 def _nll(logits, targets):
@@ -83,7 +84,9 @@ def corpus_ids(corpus, split, tokenizer, data_dir=None):
             f"A language model is scored on a word or character corpus; "
             f"{corpus.name!r} is a parallel corpus (use it with a Seq2Seq)."
         )
-    return np.array([tokenizer.token_to_id(t) for t in tokens], dtype="int32")
+    # One `token_to_id` per distinct token: a character split has a million.
+    ids = {token: tokenizer.token_to_id(token) for token in set(tokens)}
+    return np.array([ids[t] for t in tokens], dtype="int32")
 
 
 def stream_start_id(tokenizer):
@@ -115,13 +118,18 @@ def bleu(model, pairs, beam=None, batch_size=64, max_length=50):
     return score.score, str(metric.get_signature()), hypotheses
 
 
-def evaluate(model, dataset, split="test", languages=None, beam=None, data_dir=None):
+def evaluate(
+    model, dataset, split="test", languages=None, beam=None, data_dir=None, limit=None
+):
     """The project's metrics of a model with its tokenizers on a corpus split.
 
     Language models: `perplexity` (and `bits_per_character`, `nats_per_token`
     for character models). A `Seq2Seq`: `bleu` on `languages=(source,
-    target)`, greedy or with a beam of `beam`.
+    target)`, greedy or with a beam of `beam`. `limit` scores only the split's
+    first `limit` tokens (sentence pairs for a `Seq2Seq`): a quick check.
     """
+    if limit is not None:
+        check_positive_int(limit, "limit")
     from keras_nlm import datasets
     from keras_nlm.models import Seq2Seq
 
@@ -132,10 +140,11 @@ def evaluate(model, dataset, split="test", languages=None, beam=None, data_dir=N
                 f"A Seq2Seq is scored on a parallel corpus; {corpus.name!r} is not one."
             )
         pairs = corpus.pairs(split, *(languages or (None, None)), data_dir=data_dir)
+        pairs = pairs[:limit]
         score, signature, _ = bleu(model, pairs, beam)
         return {"bleu": score, "sentences": len(pairs), "signature": signature}
     tokenizer = model._tokenizer("tokenizer")
-    ids = corpus_ids(corpus, split, tokenizer, data_dir)
+    ids = corpus_ids(corpus, split, tokenizer, data_dir)[:limit]
     nll = token_nll(model, ids, stream_start_id(tokenizer))
     result = {"perplexity": perplexity(nll), "tokens": len(ids)}
     if isinstance(corpus, CharacterCorpus):

@@ -9,6 +9,11 @@ The layout is KerasHub's:
     assets/tokenizer/    `tokenizer` for a language model, `source_tokenizer`
                          and `target_tokenizer` for a `Seq2Seq`
 
+    SHA256SUMS           the sha256 of every file above, in `sha256sum`'s
+                         format; loading refuses a preset that does not match
+    README.md            the model card (for people; not hashed, so that it
+                         can be edited without re-saving the weights)
+
 Loading attaches the tokenizers to the model under those names
 (`model.tokenizer`, ...), so that `model.generate("text", ...)` works on text.
 KerasHub's own preset loader needs a KerasHub `Backbone`; ours are plain Keras
@@ -24,11 +29,14 @@ import keras
 
 # Registers the classes a preset's config may name.
 from keras_nlm import models, tokenizers  # noqa: F401
+from keras_nlm.datasets.registry import sha256_of
 
 ZOO = pathlib.Path(__file__).resolve().parent.parent / "zoo"
 CONFIG_FILE = "config.json"
 METADATA_FILE = "metadata.json"
 WEIGHTS_FILE = "model.weights.h5"
+MANIFEST_FILE = "SHA256SUMS"
+CARD_FILE = "README.md"
 
 
 def zoo_presets():
@@ -88,11 +96,75 @@ def save_preset(model, directory, tokenizers, metadata=None):
             **(metadata or {}),
         },
     )
+    write_manifest(directory)
+
+
+def _hashed_files(directory):
+    """`{relative posix path: path}` of every file the manifest covers."""
+    return {
+        path.relative_to(directory).as_posix(): path
+        for path in sorted(directory.rglob("*"))
+        if path.is_file()
+        and path.relative_to(directory).as_posix() not in (MANIFEST_FILE, CARD_FILE)
+    }
+
+
+def write_manifest(directory):
+    """(Re)writes `SHA256SUMS` for the files now in the preset `directory`:
+    call it after changing a preset's files by hand."""
+    directory = pathlib.Path(directory)
+    lines = [
+        f"{sha256_of(path)}  {name}" for name, path in _hashed_files(directory).items()
+    ]
+    _write_text(directory / MANIFEST_FILE, "\n".join(lines) + "\n")
+
+
+def verify(name_or_directory):
+    """Raises `ValueError` unless every file of the preset matches its
+    `SHA256SUMS` and the manifest lists them all; returns the directory."""
+    directory = resolve(name_or_directory)
+    manifest = directory / MANIFEST_FILE
+    if not manifest.is_file():
+        raise ValueError(
+            f"Preset {directory} has no {MANIFEST_FILE}, so its files cannot be "
+            "verified. `keras_nlm.presets.save_preset` writes one; for a preset "
+            f"you trust, `keras_nlm.presets.write_manifest({str(directory)!r})`."
+        )
+    expected = {}
+    for number, line in enumerate(manifest.read_text("utf-8").splitlines(), 1):
+        digest, separator, name = line.partition("  ")
+        if not separator or len(digest) != 64 or digest.strip("0123456789abcdef"):
+            raise ValueError(
+                f"{manifest}, line {number}: expected '<sha256>  <file>'; got {line!r}."
+            )
+        expected[name] = digest
+    files = _hashed_files(directory)
+    missing = sorted(set(expected) - set(files))
+    unlisted = sorted(set(files) - set(expected))
+    if missing or unlisted:
+        raise ValueError(
+            f"Preset {directory} does not match its {MANIFEST_FILE}: "
+            + "; ".join(
+                f"{what}: {', '.join(names)}"
+                for what, names in (("missing", missing), ("not listed", unlisted))
+                if names
+            )
+            + ". Refusing to load it."
+        )
+    for name, path in files.items():
+        actual = sha256_of(path)
+        if actual != expected[name]:
+            raise ValueError(
+                f"Preset {directory}: {name} has sha256 {actual}, but "
+                f"{MANIFEST_FILE} says {expected[name]}; the file was changed or "
+                "truncated. Refusing to load it: re-save or re-download the preset."
+            )
+    return directory
 
 
 def load_preset(name_or_directory):
     """The model of a preset (a zoo name or a directory), tokenizers attached."""
-    directory = resolve(name_or_directory)
+    directory = verify(name_or_directory)
     with open(directory / CONFIG_FILE, encoding="utf-8") as file:
         model = keras.saving.deserialize_keras_object(json.load(file), safe_mode=True)
     model.load_weights(str(directory / WEIGHTS_FILE))
@@ -112,8 +184,12 @@ def load_metadata(name_or_directory):
 
 
 def _write_json(path, value):
+    _write_text(path, json.dumps(value, indent=2, ensure_ascii=False))
+
+
+def _write_text(path, text):
     # Write then rename, so that a reader never sees half a file.
     partial = f"{path}.partial"
     with open(partial, "w", encoding="utf-8") as file:
-        json.dump(value, file, indent=2, ensure_ascii=False)
+        file.write(text)
     os.replace(partial, path)

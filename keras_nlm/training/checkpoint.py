@@ -1,6 +1,7 @@
 import json
 import os
 import shutil
+import time
 
 import keras
 import numpy as np
@@ -21,7 +22,8 @@ class EpochCheckpoint(keras.callbacks.Callback):
       point at it (write, then rename), so a kill during a save leaves the
       previous checkpoint whole.
 
-    The per-epoch logs are kept with it, so `history` covers the whole run.
+    The per-epoch logs (and each epoch's seconds) are kept with it, so
+    `history` covers the whole run.
 
     Args:
         directory: where the checkpoints go (one folder per run).
@@ -56,9 +58,14 @@ class EpochCheckpoint(keras.callbacks.Callback):
         self.history = latest["history"]
         self.model._initial_epoch = latest["epoch"]
 
+    def on_epoch_begin(self, epoch, logs=None):
+        self._epoch_started = time.perf_counter()
+
     def on_epoch_end(self, epoch, logs=None):
         logs = {k: float(v) for k, v in (logs or {}).items()}
-        self.history.append({"epoch": epoch + 1, **logs})
+        # Training time survives resumes in the history (model cards sum it).
+        seconds = round(time.perf_counter() - self._epoch_started, 1)
+        self.history.append({"epoch": epoch + 1, **logs, "seconds": seconds})
         name = f"epoch-{epoch + 1:04d}"
         folder = os.path.join(self.directory, name)
         partial = f"{folder}.partial"

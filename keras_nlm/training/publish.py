@@ -1,0 +1,285 @@
+"""Publishing a trained run to the zoo: a verified preset and its model card.
+
+    keras-nlm publish runs/lstm_ptb_small --name lstm_ptb_small
+
+copies the run's preset to `zoo/<name>/`, measures it with `keras-nlm evaluate`
+under each backend (a fresh process per backend, so each one really loads the
+checkpoint), scores the n-gram baseline on the same split, generates samples,
+and records all of it in `metadata.json`, with a quick check (the perplexity or
+BLEU of the first few hundred test tokens or sentences) that the zoo's tests
+compare against on every backend. It then writes `SHA256SUMS` and the model
+card, `README.md`. Every number on the card is one measured here.
+"""
+
+import json
+import os
+import pathlib
+import platform
+import shutil
+import subprocess
+import sys
+
+from keras_nlm import datasets, presets
+
+BACKENDS = ("tensorflow", "jax", "torch")
+
+# The issue's table: the split, metric and bound each zoo preset must meet,
+# and the published number it reproduces.
+TARGETS = {
+    "fixed_window_ptb": ("test", "perplexity", "<=", 140.2),
+    "rnn_ptb": ("test", "perplexity", "<=", 124.7),
+    "lstm_ptb_small": ("test", "perplexity", "<=", 114.5),
+    "gru_ptb_small": ("test", "perplexity", "<=", 114.5),
+    "lstm_ptb_medium": ("test", "perplexity", "<=", 82.7),
+    "lstm_wikitext2": ("test", "perplexity", "<=", 102.3),
+    "char_lstm_shakespeare": ("validation", "nats_per_character", "<=", 1.50),
+    "seq2seq_multi30k_de_en": ("test", "bleu", ">=", 28.3),
+}
+
+# What the model computes, in the course's notation.
+EQUATIONS = {
+    "FixedWindowLM": "A = E(X), B = f(WA), Z = softmax(UB), with E: v×d, "
+    "W: (window·d)×h, U: h×v (Bengio et al. 2003)",
+    "RNNLM": "h_t = cell(E x_t, h_{t-1}) for each layer, z_t = softmax(U h_t) "
+    "(Mikolov et al. 2010; LSTM/GRU cells: Hochreiter & Schmidhuber 1997, "
+    "Cho et al. 2014)",
+    "Seq2Seq": "encoder: s = RNN(E_src x_1..x_n); decoder: h_t = RNN([E_tgt "
+    "y_{t-1}; c_t], h_{t-1}), c_t = Σ_i α_ti s_i (attention), "
+    "z_t = softmax(U h_t), from <start> until <end>",
+}
+PROMPTS = {
+    "ptb": ["the company said", "in the first quarter"],
+    "wikitext2": ["the game was", "in the early"],
+    "tinyshakespeare": ["ROMEO:\n", "First Citizen:\n"],
+    "timemachine": ["the time traveller", "the machine"],
+}
+CHECK_LIMIT = 500
+SAMPLE_SOURCES = 3
+
+
+def _cli(backend, *args, data_dir=None):
+    """One `keras-nlm ... --json` run under `backend`, in a fresh process."""
+    env = dict(os.environ, KERAS_BACKEND=backend)
+    if data_dir:
+        env[datasets.registry.MIRROR_VARIABLE] = str(data_dir)
+    done = subprocess.run(
+        [sys.executable, "-m", "keras_nlm.cli", *args, "--json"],
+        env=env,
+        capture_output=True,
+        text=True,
+    )
+    if done.returncode:
+        raise RuntimeError(f"keras-nlm {' '.join(args)} failed:\n{done.stderr}")
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def _copy_preset(run, target):
+    """The run's preset files (not its training checkpoints) into `target`."""
+    shutil.rmtree(target, ignore_errors=True)
+    target.mkdir(parents=True)
+    metadata = json.loads((run / presets.METADATA_FILE).read_text("utf-8"))
+    names = [presets.CONFIG_FILE, presets.METADATA_FILE, presets.WEIGHTS_FILE]
+    for role in metadata["tokenizers"]:
+        names.append(f"{role}.json")
+        shutil.copytree(run / "assets" / role, target / "assets" / role)
+    for name in names:
+        shutil.copyfile(run / name, target / name)
+    return metadata
+
+
+def _samples(backend, target, recipe, data_dir):
+    if recipe.get("languages"):
+        corpus = datasets.get(recipe["dataset"])
+        pairs = corpus.pairs("test", *recipe["languages"], data_dir=data_dir)
+        return [
+            {
+                "source": source,
+                "reference": reference,
+                "greedy": _cli(backend, "translate", str(target), source)[
+                    "translation"
+                ],
+                "beam_5": _cli(
+                    backend, "translate", str(target), source, "--beam", "5"
+                )["translation"],
+            }
+            for source, reference in pairs[:SAMPLE_SOURCES]
+        ]
+    samples = []
+    for prompt in PROMPTS[recipe["dataset"]]:
+        for sampler in ("greedy", "top_k"):
+            options = ["--sampler", sampler, "--max-length", "40", "--seed", "1"]
+            result = _cli(backend, "generate", str(target), prompt, *options)
+            samples.append(
+                {"prompt": prompt, "sampler": sampler, "text": result["text"]}
+            )
+    return samples
+
+
+def _hardware():
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as file:
+            models = [ln.split(":", 1)[1].strip() for ln in file if "model name" in ln]
+        cpu = models[0] if models else cpu
+    except OSError:
+        pass
+    return f"{cpu}, {os.cpu_count()} cores (CPU only)"
+
+
+def publish(run, name, zoo=None, backends=BACKENDS, data_dir=None):
+    """Publishes the trained run in `run` as the zoo preset `name`.
+
+    Returns the preset's directory; its `metadata.json` holds the per-backend
+    `evaluations`, the `baseline`, the `check` and the `samples`.
+    """
+    run = pathlib.Path(run)
+    target = pathlib.Path(zoo or presets.ZOO) / name
+    metadata = _copy_preset(run, target)
+    presets.write_manifest(target)
+    recipe = metadata["recipe"]
+    dataset = recipe["dataset"]
+
+    evaluate = ["evaluate", str(target), "--dataset", dataset]
+    metadata["evaluations"] = {
+        backend: {
+            split: _cli(backend, *evaluate, "--split", split, data_dir=data_dir)
+            for split in ("validation", "test")
+        }
+        for backend in backends
+    }
+    metadata["check"] = _cli(
+        backends[0], *evaluate, "--limit", str(CHECK_LIMIT), data_dir=data_dir
+    )
+    metadata["check"]["limit"] = CHECK_LIMIT
+    if isinstance(datasets.get(dataset), datasets.corpora.WordCorpus):
+        metadata["baseline"] = _cli(
+            backends[0], "ngram", "--dataset", dataset, data_dir=data_dir
+        )
+    metadata["samples"] = _samples(backends[0], target, recipe, data_dir)
+    metadata["hardware"] = _hardware()
+    presets._write_json(target / presets.METADATA_FILE, metadata)
+    presets.write_manifest(target)
+    (target / presets.CARD_FILE).write_text(model_card(name, metadata), "utf-8")
+    return target
+
+
+def headline(name, metadata):
+    """`(split, metric, value, target)` of a zoo preset: its target metric, as
+    measured under the first backend evaluated."""
+    split, metric, comparison, bound = TARGETS.get(name, ("test", "perplexity", "", ""))
+    if metadata["recipe"].get("languages"):
+        metric = "bleu"
+    evaluations = metadata.get("evaluations") or {}
+    measured = next(iter(evaluations.values()), metadata.get("metrics", {}))
+    value = measured.get(split, {}).get(metric)
+    return split, metric, value, f"{comparison} {bound}".strip()
+
+
+def _table(metadata, metric):
+    rows = []
+    for split in ("validation", "test"):
+        values = [
+            metadata["evaluations"][b][split].get(metric)
+            for b in metadata["evaluations"]
+        ]
+        rows.append(f"| {split} | " + " | ".join(f"{v:.4f}" for v in values) + " |")
+    header = "| split | " + " | ".join(metadata["evaluations"]) + " |"
+    return "\n".join([header, "|---" * (len(metadata["evaluations"]) + 1) + "|", *rows])
+
+
+def model_card(name, metadata):
+    recipe = metadata["recipe"]
+    corpus = datasets.get(recipe["dataset"])
+    split, metric, value, target = headline(name, metadata)
+    history = metadata.get("history", [])
+    seconds = sum(epoch.get("seconds", 0) for epoch in history) or metadata.get(
+        "training_seconds_this_session"
+    )
+    metrics = [metric] + [
+        m
+        for m in ("perplexity", "bits_per_character")
+        if m != metric
+        and m in metadata["evaluations"][next(iter(metadata["evaluations"]))][split]
+    ]
+    lines = [
+        f"# `{name}`",
+        "",
+        recipe["description"],
+        "",
+        f"**Headline**: {split} {metric} **{value:.4g}** (target {target}; "
+        f"reference: {recipe['reference']}).",
+        "",
+        "## The model",
+        "",
+        f"`{recipe['model']['class']}`: {EQUATIONS[recipe['model']['class']]}.",
+        "",
+        f"Arguments: `{json.dumps({k: v for k, v in recipe['model'].items() if k != 'class'})}`, "
+        f"{metadata['parameter_count']:,} parameters.",
+        "",
+        "```python",
+        "from keras_nlm.presets import load_preset",
+        f'model = load_preset("{name}")  # offline, on any backend; checks SHA256SUMS',
+        "```",
+        "",
+        "## Data",
+        "",
+        f"{corpus.description} Files (fetched from their origin or a local mirror, "
+        "verified by sha256 before use):",
+        "",
+        *[f"- `{f.path}`: sha256 `{f.sha256}`" for f in corpus.files()],
+        "",
+        "## How it was made",
+        "",
+        "```bash",
+        f"keras-nlm train {recipe['name']} --output runs/{name}   # add --resume after an interruption",
+        f"keras-nlm publish runs/{name} --name {name}",
+        "```",
+        "",
+        f"Recipe `{recipe['name']}` version {recipe['version']}: optimizer "
+        f"{recipe['optimizer']}, learning rate {recipe['learning_rate']}, "
+        f"gradient norm clipped at {recipe['global_clipnorm']}, batch "
+        f"{recipe['batch_size']}, {recipe['epochs']} epochs, seed {recipe['seed']}. "
+        f"Trained under the {metadata['backend']} backend on {metadata['hardware']}"
+        + (f" in {seconds / 60:.0f} minutes." if seconds else "."),
+        "",
+        "## Results",
+        "",
+        "Measured with `keras-nlm evaluate "
+        f"{name} --dataset {recipe['dataset']} --split <split> --json` under each backend:",
+        "",
+    ]
+    for m in metrics:
+        lines += [f"**{m}**", "", _table(metadata, m), ""]
+    if "baseline" in metadata:
+        baseline = metadata["baseline"]
+        lines += [
+            f"Kneser-Ney {baseline['order']}-gram baseline on the same test split "
+            f"(`keras-nlm ngram --dataset {recipe['dataset']}`): perplexity "
+            f"{baseline['perplexity']:.2f}.",
+            "",
+        ]
+    lines += [f"Reference: {recipe['reference']}.", "", "## Samples", ""]
+    for sample in metadata["samples"]:
+        if "source" in sample:
+            lines += [
+                f"- source: {sample['source']}",
+                f"  - reference: {sample['reference']}",
+                f"  - greedy: {sample['greedy']}",
+                f"  - beam 5: {sample['beam_5']}",
+            ]
+        else:
+            text = sample["text"].replace("\n", "⏎")
+            lines.append(f"- {sample['sampler']}, prompt {sample['prompt']!r}: {text}")
+    lines += [
+        "",
+        "Training history (per epoch):",
+        "",
+        "| epoch | loss | val_loss | seconds |",
+        "|---|---|---|---|",
+    ]
+    for epoch in history:
+        lines.append(
+            f"| {epoch['epoch']} | {epoch.get('loss', float('nan')):.4f} | "
+            f"{epoch.get('val_loss', float('nan')):.4f} | {epoch.get('seconds', '')} |"
+        )
+    return "\n".join(lines) + "\n"
