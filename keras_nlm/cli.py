@@ -228,10 +228,10 @@ def _zoo(args):
 def _publish(args):
     from keras_nlm.training.publish import publish
 
-    target = publish(args.run, args.name, args.zoo, data_dir=args.data_dir)
+    target = publish(args.run_dir, args.name, args.zoo, data_dir=args.data_dir)
     if args.json:
         return {"preset": str(target)}
-    print(f"Published {args.run} as {target}; see its README.md.")
+    print(f"Published {args.run_dir} as {target}; see its README.md.")
     return None
 
 
@@ -311,7 +311,9 @@ def parser():
     publish = commands.add_parser(
         "publish", help="a trained run into the zoo, measured on every backend"
     )
-    publish.add_argument("run", help="the run's folder (what `train` wrote)")
+    publish.add_argument(
+        "run_dir", metavar="RUN", help="the run's folder (what `train` wrote)"
+    )
     publish.add_argument("--name", required=True, help="the zoo preset's name")
     publish.add_argument("--zoo", help="the zoo folder (default: the project's zoo/)")
     publish.set_defaults(run=_publish)

@@ -139,3 +139,18 @@ def test_model_command_errors_are_one_clear_line(presets, args, message):
     result = keras_nlm(*args)
     assert result.returncode == 2
     assert "keras-nlm: error: " in result.stderr and message in result.stderr
+
+
+def test_zoo_lists_the_presets_with_their_headline_metric():
+    result = keras_nlm("zoo", "--json")
+    assert result.returncode == 0, result.stderr
+    rows = {row["name"]: row for row in json.loads(result.stdout)["presets"]}
+    small = rows["lstm_ptb_small"]
+    assert (small["split"], small["metric"], small["target"]) == (
+        "test",
+        "perplexity",
+        "<= 114.5",
+    )
+    assert small["value"] <= 114.5
+    listing = keras_nlm("zoo").stdout
+    assert "lstm_ptb_small" in listing and "test perplexity" in listing

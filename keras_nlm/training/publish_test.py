@@ -1,0 +1,20 @@
+import numpy as np
+
+from keras_nlm.models import RNNLM
+from keras_nlm.training.publish import store_weights_as_float16
+
+
+def test_float16_weights_load_as_the_rounded_float32_weights(tmp_path):
+    model = RNNLM(500, num_layers=2, hidden_dim=16)
+    model(np.array([[1, 2]]))
+    path = tmp_path / "model.weights.h5"
+    model.save_weights(path)
+    size = path.stat().st_size
+    store_weights_as_float16(path)
+    assert path.stat().st_size < 0.6 * size
+    loaded = RNNLM(500, num_layers=2, hidden_dim=16)
+    loaded(np.array([[1, 2]]))
+    loaded.load_weights(path)
+    for saved, restored in zip(model.get_weights(), loaded.get_weights()):
+        assert restored.dtype == np.float32
+        np.testing.assert_array_equal(saved.astype(np.float16), restored)
