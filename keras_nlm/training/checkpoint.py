@@ -9,6 +9,10 @@ import numpy as np
 _POINTER = "latest.json"
 
 
+def _folder(epoch):
+    return f"epoch-{epoch:04d}"
+
+
 class EpochCheckpoint(keras.callbacks.Callback):
     """Saves the whole training state after every epoch; `fit` resumes from it.
 
@@ -23,15 +27,19 @@ class EpochCheckpoint(keras.callbacks.Callback):
       previous checkpoint whole.
 
     The per-epoch logs (and each epoch's seconds) are kept with it, so
-    `history` covers the whole run.
+    `history` covers the whole run. The weights of the epoch with the best
+    `monitor` value so far are kept too (`weights_of(best_epoch())`), for
+    early stopping that survives a resume.
 
     Args:
         directory: where the checkpoints go (one folder per run).
+        monitor: the logged value whose lowest epoch is kept.
     """
 
-    def __init__(self, directory):
+    def __init__(self, directory, monitor="val_loss"):
         super().__init__()
         self.directory = str(directory)
+        self.monitor = monitor
         self.history = []
 
     @staticmethod
@@ -43,6 +51,25 @@ class EpochCheckpoint(keras.callbacks.Callback):
             return None
         with open(path, encoding="utf-8") as file:
             return json.load(file)
+
+    def best_epoch(self):
+        """The epoch with the lowest `monitor` so far, or `None`."""
+        logged = [h for h in self.history if self.monitor in h]
+        if not logged:
+            return None
+        return min(logged, key=lambda h: h[self.monitor])["epoch"]
+
+    def weights_of(self, epoch):
+        """The weights file of `epoch`, the latest or the best one."""
+        path = epoch and os.path.join(
+            self.directory, _folder(epoch), "model.weights.h5"
+        )
+        if not path or not os.path.exists(path):
+            raise ValueError(
+                f"No weights of epoch {epoch} in {self.directory}: only the "
+                "latest and the best epoch are kept."
+            )
+        return path
 
     def on_train_begin(self, logs=None):
         latest = self.latest(self.directory)
@@ -66,7 +93,7 @@ class EpochCheckpoint(keras.callbacks.Callback):
         # Training time survives resumes in the history (model cards sum it).
         seconds = round(time.perf_counter() - self._epoch_started, 1)
         self.history.append({"epoch": epoch + 1, **logs, "seconds": seconds})
-        name = f"epoch-{epoch + 1:04d}"
+        name = _folder(epoch + 1)
         folder = os.path.join(self.directory, name)
         partial = f"{folder}.partial"
         shutil.rmtree(partial, ignore_errors=True)
@@ -87,8 +114,9 @@ class EpochCheckpoint(keras.callbacks.Callback):
                 {"epoch": epoch + 1, "folder": name, "history": self.history}, file
             )
         os.replace(f"{pointer}.partial", pointer)
+        keep = {name, _folder(self.best_epoch() or epoch + 1)}
         for old in os.listdir(self.directory):
-            if old.startswith("epoch-") and old != name:
+            if old.startswith("epoch-") and old not in keep:
                 shutil.rmtree(os.path.join(self.directory, old), ignore_errors=True)
 
     def on_train_end(self, logs=None):

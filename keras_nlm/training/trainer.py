@@ -1,3 +1,4 @@
+import dataclasses
 import json
 import pathlib
 import time
@@ -58,10 +59,13 @@ def _check_output(recipe, output, resume):
             "`resume=True` (`--resume`) to continue it, or choose another output."
         )
     saved = json.loads(recipe_file.read_text(encoding="utf-8"))
+    # A field added since the run started has its default there.
+    defaults = {f.name: f.default for f in dataclasses.fields(recipe)}
     differing = [
         key
         for key, value in recipe.to_dict().items()
-        if key != "epochs" and json.loads(json.dumps(value)) != saved.get(key)
+        if key != "epochs"
+        and json.loads(json.dumps(value)) != saved.get(key, defaults[key])
     ]
     if differing:
         raise ValueError(
@@ -138,6 +142,10 @@ def train(recipe, output, resume=False, data_dir=None, verbose="auto"):
         # shuffling would differ between a resumed and an uninterrupted run.
         shuffle=False,
     )
+    best_epoch = None
+    if recipe.restore_best_weights:
+        best_epoch = checkpoint.best_epoch()
+        trainer.load_weights(checkpoint.weights_of(best_epoch))
     metrics = {}
     for split in ("validation", "test"):
         metrics[split] = evaluation.evaluate(
@@ -147,6 +155,7 @@ def train(recipe, output, resume=False, data_dir=None, verbose="auto"):
         "recipe": recipe.to_dict(),
         "history": checkpoint.history,
         "metrics": metrics,
+        **({"best_epoch": best_epoch} if best_epoch else {}),
         "training_seconds_this_session": round(time.perf_counter() - started, 1),
     }
     model.save_to_preset(output, metadata)

@@ -11,7 +11,7 @@ import pytest
 
 from keras_nlm import presets, training
 from keras_nlm.training.checkpoint import EpochCheckpoint
-from keras_nlm.training.trainer import _batches
+from keras_nlm.training.trainer import _batches, _check_output
 
 # A character LSTM small enough to train in seconds, with dropout (whose
 # random state a resumed run must restore) and a learning-rate decay.
@@ -93,6 +93,13 @@ def test_resuming_with_other_settings_is_refused(tmp_path):
     )
     with pytest.raises(ValueError, match="learning_rate"):
         training.train(TINY.replace(learning_rate=0.5), run, resume=True)
+    # A run saved before a recipe field existed resumes if the field keeps
+    # its default.
+    older = {k: v for k, v in TINY.to_dict().items() if k != "restore_best_weights"}
+    (run / "recipe.json").write_text(json.dumps(older))
+    assert _check_output(TINY, run, resume=True) == 1
+    with pytest.raises(ValueError, match="restore_best_weights"):
+        _check_output(TINY.replace(restore_best_weights=True), run, resume=True)
 
 
 @pytest.mark.parametrize("name", sorted(training.RECIPES))
@@ -124,3 +131,19 @@ def test_zaremba_schedule_halves_after_epoch_four():
     recipe = training.get("lstm_ptb_small")
     rates = [recipe.learning_rate_at(epoch) / 20 for epoch in range(7)]
     assert rates == [1.0, 1.0, 1.0, 1.0, 0.5, 0.25, 0.125]
+
+
+def test_restore_best_weights_ends_with_the_best_validation_epoch(tmp_path):
+    # A learning rate multiplied by 50 each epoch wrecks the weights by the
+    # last epoch, so the best epoch is an earlier one.
+    recipe = TINY.replace(restore_best_weights=True, decay=50.0)
+    model, metadata = training.train(recipe, tmp_path / "run", verbose=0)
+    losses = [h["val_loss"] for h in metadata["history"]]
+    best = metadata["best_epoch"]
+    assert losses[best - 1] == min(losses) and best < len(losses), losses
+    # Only the latest and the best epoch stay on disk.
+    kept = sorted(p.name for p in (tmp_path / "run" / "checkpoint").glob("epoch-*"))
+    assert kept == sorted({f"epoch-{best:04d}", f"epoch-{len(losses):04d}"})
+    # The saved model is the best epoch's: it scores that epoch's validation loss.
+    nll = np.log(metadata["metrics"]["validation"]["perplexity"])
+    assert nll == pytest.approx(losses[best - 1], rel=0.02)
