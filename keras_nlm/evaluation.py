@@ -100,9 +100,11 @@ def stream_start_id(tokenizer):
 def bleu(model, pairs, beam=None, batch_size=64, max_length=50):
     """Corpus BLEU of `model.translate` on `(source, reference)` text pairs.
 
-    sacrebleu with its standard 13a tokenization, case-insensitive (the
-    tokenizers lowercase), on the detokenized output against the raw
-    references. Returns `(score, signature, hypotheses)`.
+    sacrebleu on the target tokenizer's tokens: the references are split by
+    `model.target_tokenizer` as the translations were, so `j ' ai` or
+    `t - shirt` match, which sacrebleu's own 13a tokenization of raw text
+    would never give (pytorch-seq2seq's BLEU is on its tokens too).
+    Returns `(score, signature, hypotheses)`.
     """
     import keras_hub
     import sacrebleu
@@ -113,8 +115,10 @@ def bleu(model, pairs, beam=None, batch_size=64, max_length=50):
     for start in range(0, len(sources), batch_size):
         batch = sources[start : start + batch_size]
         hypotheses += model.translate(batch, max_length, sampler=sampler)
-    metric = sacrebleu.metrics.BLEU(lowercase=True)
-    score = metric.corpus_score(hypotheses, [[ref for _, ref in pairs]])
+    target = model.target_tokenizer
+    references = [target.join(target.split(ref)) for _, ref in pairs]
+    metric = sacrebleu.metrics.BLEU(tokenize="none")
+    score = metric.corpus_score(hypotheses, [references])
     return score.score, str(metric.get_signature()), hypotheses
 
 
