@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Sets up a fresh machine: a virtual environment in .venv with keras-nlm and
-# CPU builds of TensorFlow, JAX and PyTorch, then runs the main job.
+# CPU builds of TensorFlow, JAX and PyTorch, the test tools and Jupyter for the
+# course notebooks, then runs the main job.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PYTHON=${PYTHON:-python3}
@@ -9,5 +10,5 @@ PYTHON=${PYTHON:-python3}
 # torch first and pinned: 2.13.0 is the local CPU wheel; an unpinned torch
 # would pull several GB of CUDA packages. On a GPU machine set TORCH_SPEC.
 .venv/bin/python -m pip install -q "${TORCH_SPEC:-torch==2.13.0}"
-.venv/bin/python -m pip install -q -e ".[test]"
+.venv/bin/python -m pip install -q -e ".[test,notebooks]"
 .venv/bin/python -m keras_nlm
