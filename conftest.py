@@ -1,9 +1,24 @@
+import json
 import os
 import pathlib
 
 import keras
 import numpy as np
 import pytest
+from hypothesis import HealthCheck, settings
+
+# Property-based tests: few, reproducible examples (CI runs every test under
+# three backends), no example database; HYPOTHESIS_PROFILE=thorough for more.
+settings.register_profile(
+    "ci",
+    max_examples=25,
+    deadline=None,
+    derandomize=True,
+    database=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
+settings.register_profile("thorough", settings.get_profile("ci"), max_examples=500)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 
 # Tests read the corpora from the shared mirror unless told otherwise.
 os.environ.setdefault(
@@ -15,3 +30,22 @@ os.environ.setdefault(
 def _seed():
     keras.utils.set_random_seed(1234)
     np.random.seed(1234)
+
+
+def pytest_terminal_summary(terminalreporter):
+    from keras_nlm.testing import RELIABILITY_CASES
+
+    if not RELIABILITY_CASES:
+        return
+    counts = dict(sorted(RELIABILITY_CASES.items()))
+    terminalreporter.write_line(
+        f"keras-nlm reliability cases tried under {keras.backend.backend()}: "
+        + ", ".join(f"{n} {kind}" for kind, n in counts.items())
+    )
+    path = os.environ.get("KERAS_NLM_RELIABILITY_COUNTS")
+    if path:
+        totals = (
+            json.loads(pathlib.Path(path).read_text()) if os.path.exists(path) else {}
+        )
+        totals[keras.backend.backend()] = counts
+        pathlib.Path(path).write_text(json.dumps(totals, indent=2) + "\n")

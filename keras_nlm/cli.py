@@ -87,8 +87,14 @@ def _recipe(name_or_file):
     from keras_nlm import training
 
     if name_or_file.endswith(".json"):
-        with open(name_or_file, encoding="utf-8") as file:
-            return training.Recipe(**json.load(file))
+        try:
+            with open(name_or_file, encoding="utf-8") as file:
+                return training.Recipe(**json.load(file))
+        except (TypeError, ValueError) as error:
+            raise ValueError(
+                f"{name_or_file} is not a recipe (a JSON object of Recipe "
+                f"fields, as a run's recipe.json): {error}"
+            ) from None
     return training.get(name_or_file)
 
 
@@ -242,6 +248,14 @@ def _positive_int(text):
     return value
 
 
+def _seed(text):
+    value = int(text)
+    if not 0 <= value < 2**32:
+        # JAX's random keys are unsigned 32-bit; refused alike everywhere.
+        raise argparse.ArgumentTypeError(f"must be in [0, 2**32); got {text}")
+    return value
+
+
 def parser():
     parser = argparse.ArgumentParser(
         prog="keras-nlm", description="Classic neural language models for Keras 3."
@@ -296,7 +310,7 @@ def parser():
     generate.add_argument("--k", type=_positive_int, default=5, help="for top_k")
     generate.add_argument("--p", type=float, default=0.9, help="for top_p")
     generate.add_argument("--temperature", type=float, default=1.0)
-    generate.add_argument("--seed", type=int)
+    generate.add_argument("--seed", type=_seed)
     generate.set_defaults(run=_generate)
 
     translate = commands.add_parser("translate", help="translate a sentence")
@@ -335,7 +349,8 @@ def main(argv=None):
     args = parser().parse_args(argv)
     try:
         result = args.run(args)
-    except (ValueError, FileNotFoundError) as error:
+    except (ValueError, FileNotFoundError, FloatingPointError) as error:
+        # FloatingPointError: `TrainingDiverged`, a NaN loss.
         print(f"keras-nlm: error: {error}", file=sys.stderr)
         return 2
     if result is not None:

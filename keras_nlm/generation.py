@@ -16,23 +16,48 @@ import keras_hub
 import numpy as np
 from keras import ops
 
-from keras_nlm.validation import _state, check_positive_int, check_token_ids
+from keras_nlm.validation import (
+    _state,
+    check_choice,
+    check_positive_int,
+    check_token_ids,
+    is_integer_dtype,
+)
 
 # One instance per sampler name, so that its compiled loops are reused.
 _named_samplers = {}
+SAMPLER_NAMES = ("greedy", "top_k", "top_p", "random", "beam")
 
 
 def _pad(sequences, argument, length=None):
     """Token-id lists → `(ids, given)`: a `(batch, length)` int32 array padded
     with 0, and where it holds given tokens."""
-    rows = [list(s) for s in sequences]
+    if not isinstance(sequences, (list, tuple, np.ndarray)):
+        sequences = [sequences]  # refused below, with the message that says why
+    rows = []
+    for sequence in sequences:
+        try:
+            row = np.asarray(sequence)
+        except ValueError:  # ragged
+            row = None
+        if (
+            row is None
+            or row.ndim != 1
+            or (row.size and not is_integer_dtype(row.dtype))
+        ):
+            raise ValueError(
+                f"`{argument}` must be a list of token-id lists, one per "
+                f"sequence; got {sequence!r} in it."
+            )
+        rows.append(row.astype("int64").tolist())
     if not rows or any(len(row) == 0 for row in rows):
         raise ValueError(
             f"`{argument}` must hold at least one sequence, each of at least one "
             "token id."
         )
     length = length or max(map(len, rows))
-    ids = np.zeros((len(rows), length), "int32")
+    # int64 until the ids are checked: int32 could not hold a bad one.
+    ids = np.zeros((len(rows), length), "int64")
     given = np.zeros((len(rows), length), bool)
     for i, row in enumerate(rows):
         ids[i, : len(row)] = row
@@ -41,7 +66,7 @@ def _pad(sequences, argument, length=None):
 
 
 def _prompt_buffer(prompts, max_length):
-    longest = max(map(len, prompts), default=0)
+    longest = _pad(prompts, "prompts")[0].shape[1]
     if longest >= max_length:
         raise ValueError(
             f"`max_length` ({max_length}) must exceed the longest prompt "
@@ -51,12 +76,36 @@ def _prompt_buffer(prompts, max_length):
     return buffer, given, min(map(len, prompts))
 
 
-def _get_sampler(sampler):
-    if not isinstance(sampler, str):
-        return sampler
-    if sampler not in _named_samplers:
-        _named_samplers[sampler] = keras_hub.samplers.get(sampler)
-    return _named_samplers[sampler]
+def _get_sampler(sampler, vocabulary_size):
+    """The sampler object, its settings checked (the backends would otherwise
+    fail each in its own way, or sample from a flipped distribution)."""
+    if isinstance(sampler, str):
+        check_choice(sampler, "sampler", SAMPLER_NAMES)
+        if sampler not in _named_samplers:
+            _named_samplers[sampler] = keras_hub.samplers.get(sampler)
+        return _named_samplers[sampler]
+    samplers = keras_hub.samplers
+    if not isinstance(sampler, samplers.Sampler) or isinstance(
+        sampler, samplers.ContrastiveSampler
+    ):
+        raise ValueError(
+            "`sampler` must be one of "
+            + ", ".join(repr(n) for n in SAMPLER_NAMES)
+            + f" or a keras_hub sampler of those kinds; got {sampler!r}."
+        )
+    if not sampler.temperature > 0:
+        raise ValueError(
+            f"The sampler's `temperature` must be positive; got {sampler.temperature}."
+        )
+    k = getattr(sampler, "k", 1)
+    if isinstance(sampler, samplers.TopKSampler) and not 1 <= k <= vocabulary_size:
+        raise ValueError(
+            f"The sampler's `k` must be in [1, vocabulary_size={vocabulary_size}]; "
+            f"got {k}."
+        )
+    if isinstance(sampler, samplers.TopPSampler) and not 0 < sampler.p <= 1:
+        raise ValueError(f"The sampler's `p` must be in (0, 1]; got {sampler.p}.")
+    return sampler
 
 
 def _compile(model, sampler, next, start, stop_token_ids):
@@ -123,7 +172,6 @@ def _sample(
     (or `inputs` without `start`), both computed in one function compiled at
     the first call of each model, sampler and stop ids. `next` and `start`
     must depend on nothing but the model: later calls reuse the first ones."""
-    sampler = _get_sampler(sampler)
     stop_token_ids = tuple(stop_token_ids) if stop_token_ids else None
     # Set in `__dict__`, out of Keras's and TensorFlow's attribute tracking,
     # which would otherwise save the compiled loops with the model.
@@ -173,9 +221,19 @@ def generate(
     """
     from keras_nlm.models import RNNLM, FixedWindowLM
 
-    check_positive_int(max_length, "max_length")
+    max_length = check_positive_int(max_length, "max_length")
+    sampler = _get_sampler(sampler, model.vocabulary_size)
     buffer, mask, index = _prompt_buffer(prompts, max_length)
     check_token_ids(buffer, model.vocabulary_size, "prompts")
+    buffer = buffer.astype("int32")
+    if stop_token_ids is not None:
+        stop = np.asarray(stop_token_ids)
+        if stop.ndim != 1 or (stop.size and not is_integer_dtype(stop.dtype)):
+            raise ValueError(
+                f"`stop_token_ids` must be a list of token ids; got {stop_token_ids!r}."
+            )
+        check_token_ids(stop, model.vocabulary_size, "stop_token_ids")
+        stop_token_ids = stop.tolist()
     batch = buffer.shape[0]
 
     if isinstance(model, RNNLM):
@@ -247,10 +305,20 @@ def translate(model, sources, max_length, start_id, end_id, sampler="greedy"):
     Returns:
         One list of target ids per source, without the delimiters.
     """
-    check_positive_int(max_length, "max_length")
+    max_length = check_positive_int(max_length, "max_length")
+    sampler = _get_sampler(sampler, model.target_vocabulary_size)
     source, _ = _pad(sources, "sources")
-    check_token_ids(source, model.source_vocabulary_size, "source")
-    check_token_ids(np.array([start_id]), model.target_vocabulary_size, "start_id")
+    check_token_ids(
+        source, model.source_vocabulary_size, "source", "source_vocabulary_size"
+    )
+    source = source.astype("int32")
+    for argument, id in (("start_id", start_id), ("end_id", end_id)):
+        check_token_ids(
+            np.array([id]),
+            model.target_vocabulary_size,
+            argument,
+            "target_vocabulary_size",
+        )
     buffer = np.zeros((len(source), max_length + 1), "int32")
     if not model.built:
         # Weights must exist before the sampling loop is traced.

@@ -16,6 +16,12 @@ The layout is KerasHub's:
 
 Loading attaches the tokenizers to the model under those names
 (`model.tokenizer`, ...), so that `model.generate("text", ...)` works on text.
+
+A preset may come from a stranger, so loading runs nothing it was not meant
+to run: the manifest is checked first; the configs may name only classes of
+Keras, KerasHub and keras-nlm (no Lambda layers, no lambdas, no class
+registered by another package), checked before anything is deserialised, and
+Keras's `safe_mode` is on; the weights are HDF5 tensors, never a pickle.
 KerasHub's own preset loader needs a KerasHub `Backbone`; ours are plain Keras
 models, hence these few functions.
 """
@@ -75,9 +81,11 @@ def save_preset(model, directory, tokenizers, metadata=None):
     _write_json(directory / CONFIG_FILE, config)
     # The optimizer's state belongs to the training checkpoint, not the preset.
     skip = [model.optimizer] if getattr(model, "optimizer", None) else None
+    partial = directory / f"partial.{WEIGHTS_FILE}"  # Keras wants *.weights.h5
     keras.src.saving.saving_lib.save_weights_only(
-        model, str(directory / WEIGHTS_FILE), objects_to_skip=skip
+        model, str(partial), objects_to_skip=skip
     )
+    os.replace(partial, directory / WEIGHTS_FILE)
     for role, tokenizer in tokenizers.items():
         _write_json(
             directory / f"{role}.json", keras.saving.serialize_keras_object(tokenizer)
@@ -162,25 +170,119 @@ def verify(name_or_directory):
     return directory
 
 
-def load_preset(name_or_directory):
-    """The model of a preset (a zoo name or a directory), tokenizers attached."""
-    directory = verify(name_or_directory)
-    with open(directory / CONFIG_FILE, encoding="utf-8") as file:
-        model = keras.saving.deserialize_keras_object(json.load(file), safe_mode=True)
-    model.load_weights(str(directory / WEIGHTS_FILE))
-    for role in load_metadata(directory).get("tokenizers", []):
-        with open(directory / f"{role}.json", encoding="utf-8") as file:
-            tokenizer = keras.saving.deserialize_keras_object(
-                json.load(file), safe_mode=True
+# What a preset's configs may name: modules of these packages, and classes
+# registered by keras-nlm or KerasHub (Keras's own have no package prefix).
+TRUSTED_PACKAGES = ("keras", "keras_hub", "keras_nlm")
+# Keras classes that run code given in the config, or load a graph from a file.
+REFUSED_CLASSES = ("Lambda", "__lambda__", "TFSMLayer")
+
+
+def _check_config(value, path, where="config"):
+    """Raises unless every object the config `value` names is a trusted one."""
+    if isinstance(value, list):
+        for i, item in enumerate(value):
+            _check_config(item, path, f"{where}[{i}]")
+        return
+    if not isinstance(value, dict):
+        return
+    if "class_name" in value:
+        module = value.get("module") or ""
+        registered = value.get("registered_name") or ""
+        class_name = value.get("class_name")
+        reason = None
+        if class_name in REFUSED_CLASSES:
+            reason = f"class {class_name!r} runs code given in the config"
+        elif (
+            module
+            and module != "builtins"
+            and module.split(".")[0] not in (TRUSTED_PACKAGES)
+        ):
+            reason = f"module {module!r} is not part of Keras, KerasHub or keras-nlm"
+        elif ">" in registered and registered.split(">")[0] not in TRUSTED_PACKAGES:
+            reason = (
+                f"registered_name {registered!r} belongs to another package than "
+                "keras-nlm or KerasHub"
             )
+        if reason:
+            raise ValueError(
+                f"Refusing to load {path}: {where} names {class_name!r}, and its "
+                f"{reason}. A preset's config may only name classes of Keras, "
+                "KerasHub and keras-nlm; nothing was deserialised."
+            )
+    for key, item in value.items():
+        _check_config(item, path, f"{where}.{key}")
+
+
+def _deserialize(path, expected_type):
+    """The object a config file describes, once it is known to be safe."""
+    try:
+        with open(path, encoding="utf-8") as file:
+            config = json.load(file)
+    except (UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise ValueError(f"{path} is not a JSON config ({error}).") from None
+    if not isinstance(config, dict) or not str(
+        config.get("registered_name")
+    ).startswith("keras_nlm>"):
+        raise ValueError(
+            f"Refusing to load {path}: it must describe a keras-nlm "
+            f"{expected_type.__name__} (registered_name 'keras_nlm>...'); got "
+            f"{str(config)[:200]}."
+        )
+    _check_config(config, path)
+    obj = keras.saving.deserialize_keras_object(config, safe_mode=True)
+    if not isinstance(obj, expected_type):
+        raise ValueError(
+            f"Refusing to load {path}: it describes a {type(obj).__name__}, not a "
+            f"keras-nlm {expected_type.__name__}."
+        )
+    return obj
+
+
+def load_preset(name_or_directory):
+    """The model of a preset (a zoo name or a directory), tokenizers attached.
+
+    Refuses (`ValueError`, naming the file) a preset that fails `verify`, or
+    whose configs name a class outside Keras, KerasHub and keras-nlm, a Lambda
+    layer or a lambda, before deserialising anything.
+    """
+    from keras_nlm.models.base import Model
+    from keras_nlm.tokenizers import Tokenizer
+
+    directory = verify(name_or_directory)
+    model = _deserialize(directory / CONFIG_FILE, Model)
+    roles = load_metadata(directory).get("tokenizers", [])
+    if not isinstance(roles, list) or any(
+        role not in model.tokenizer_roles for role in roles
+    ):
+        raise ValueError(
+            f"Refusing to load {directory / METADATA_FILE}: its 'tokenizers' must "
+            f"list roles of a {type(model).__name__} "
+            f"({', '.join(model.tokenizer_roles)}); got {roles!r}."
+        )
+    try:
+        model.load_weights(str(directory / WEIGHTS_FILE))
+    except (OSError, ValueError, KeyError) as error:
+        raise ValueError(
+            f"Cannot load the weights of {directory / WEIGHTS_FILE} into the "
+            f"model its config describes ({error})."
+        ) from None
+    for role in roles:
+        tokenizer = _deserialize(directory / f"{role}.json", Tokenizer)
         tokenizer.load_assets(str(directory / "assets" / role))
         setattr(model, role, tokenizer)
     return model
 
 
 def load_metadata(name_or_directory):
-    with open(resolve(name_or_directory) / METADATA_FILE, encoding="utf-8") as file:
-        return json.load(file)
+    path = resolve(name_or_directory) / METADATA_FILE
+    try:
+        with open(path, encoding="utf-8") as file:
+            metadata = json.load(file)
+    except (UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise ValueError(f"{path} is not valid JSON ({error}).") from None
+    if not isinstance(metadata, dict):
+        raise ValueError(f"{path} must hold a JSON object; got {metadata!r:.100}.")
+    return metadata
 
 
 def _write_json(path, value):

@@ -6,6 +6,7 @@ import pytest
 
 from keras_nlm import presets
 from keras_nlm.models import RNNLM
+from keras_nlm.testing import count_case
 from keras_nlm.tokenizers import CharacterTokenizer
 
 
@@ -75,6 +76,7 @@ def _flip_last_byte(path):
     ],
 )
 def test_a_damaged_preset_is_refused(preset, damage, message):
+    count_case("broken file")
     directory, _ = preset
     damage(directory)
     with pytest.raises(ValueError, match=message):

@@ -4,9 +4,21 @@ Sizes are tiny so that every variant builds, trains a few steps and
 round-trips through saving in seconds on each backend.
 """
 
+import collections
+
 import numpy as np
 
 from keras_nlm import models
+
+# What the reliability tests tried, by kind ("bad input", "broken file",
+# "kill point"): each test adds its cases, and the root conftest prints the
+# totals after a run (and writes them to $KERAS_NLM_RELIABILITY_COUNTS).
+RELIABILITY_CASES = collections.Counter()
+
+
+def count_case(kind, n=1):
+    RELIABILITY_CASES[kind] += n
+
 
 VOCABULARY_SIZE = 23
 TARGET_VOCABULARY_SIZE = 19

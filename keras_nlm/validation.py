@@ -9,20 +9,35 @@ turns the backend's wrapper exception back into that `ValueError`.
 """
 
 import functools
+import numbers
 import types
 
 import keras
+import numpy as np
 from keras import ops
 
 # Not thread-local: TensorFlow and JAX run host callbacks on threads of their own.
-_state = types.SimpleNamespace(error=None, prechecked=False)
+_state = types.SimpleNamespace(error=None, prechecked=False, in_step=False)
 
 
 def check_positive_int(value, argument):
-    """Raises unless `value` is an int >= 1 (bools excluded)."""
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+    """Raises unless `value` is an integer >= 1 (numpy integers included,
+    bools excluded); returns it as a Python `int`."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
         raise ValueError(f"`{argument}` must be a positive integer, got {value!r}.")
-    return value
+    return int(value)
+
+
+def _dtype_name(dtype):
+    try:
+        return keras.backend.standardize_dtype(dtype)
+    except ValueError:  # e.g. numpy's object or string dtypes
+        return str(dtype)
+
+
+def is_integer_dtype(dtype):
+    """Whether `dtype` (numpy's, a backend's or a name) holds integers."""
+    return _dtype_name(dtype).startswith(("int", "uint"))
 
 
 def check_choice(value, argument, choices):
@@ -55,27 +70,29 @@ def check_rank(x, argument, dimensions):
             f"`{argument}` must have shape {layout} (rank {rank}); "
             f"got shape {shape} (rank {len(shape)})."
         )
-    if any(d == 0 for d in shape):
+    empty = [name for name, d in zip(dimensions, shape) if d == 0]
+    if empty:
         raise ValueError(
-            f"`{argument}` must not be empty: shape {layout} got {shape}. "
-            "Every sequence needs at least one token."
+            f"`{argument}` must not be empty: shape {layout} got {shape} "
+            f"(no {empty[0]} entries). Every sequence needs at least one token."
         )
 
 
-def _out_of_range_error(argument, vocabulary_size, low, high):
+def _out_of_range_error(argument, vocabulary_size, low, high, size_name):
     bad = low if low < 0 else high
+    what = "token id" if size_name.endswith("vocabulary_size") else "label"
     return ValueError(
-        f"`{argument}` holds token id {bad}, outside the allowed range "
-        f"[0, {vocabulary_size}) of vocabulary_size={vocabulary_size} "
+        f"`{argument}` holds {what} {bad}, outside the allowed range "
+        f"[0, {vocabulary_size}) of {size_name}={vocabulary_size} "
         f"(ids seen: min {low}, max {high})."
     )
 
 
-def _host_check(argument, vocabulary_size):
+def _host_check(argument, vocabulary_size, size_name="vocabulary_size"):
     def check(low, high):
         low, high = int(low), int(high)
         if low < 0 or high >= vocabulary_size:
-            error = _out_of_range_error(argument, vocabulary_size, low, high)
+            error = _out_of_range_error(argument, vocabulary_size, low, high, size_name)
             # Remembered so that `guard_step` can raise it as it is.
             _state.error = error
             raise error
@@ -105,18 +122,43 @@ def _is_concrete(x):
     return True
 
 
-def check_token_ids(ids, vocabulary_size, argument="inputs"):
-    """Raises `ValueError` if any id is outside `[0, vocabulary_size)`.
+def _dtype_error(argument, dtype):
+    return ValueError(
+        f"`{argument}` must hold integer token ids; got {_dtype_name(dtype)} "
+        "values, which would be cast silently (tokenize text first; convert "
+        "whole-number floats with `.astype('int32')`)."
+    )
+
+
+def check_token_ids(
+    ids, vocabulary_size, argument="inputs", size_name="vocabulary_size"
+):
+    """Raises `ValueError` if any id is outside `[0, vocabulary_size)`, or
+    if the ids are not integers (floats and bools would be truncated).
 
     Works eagerly and inside compiled steps on TensorFlow, JAX and PyTorch.
-    Returns `ids`; use the returned tensor, which in a TensorFlow graph only
-    becomes available once the check has passed.
+    Numpy arrays are checked as they are, before a backend converts them
+    (JAX would wrap int64 ids beyond int32 round). Returns `ids`; use the
+    returned tensor, which in a TensorFlow graph only becomes available once
+    the check has passed. `size_name` names the bound in the message.
     """
     if isinstance(ids, keras.KerasTensor):
         return ids
+    check = _host_check(argument, vocabulary_size, size_name)
+    if isinstance(ids, (np.ndarray, np.generic, list, tuple, int, float)):
+        values = np.asarray(ids)
+        if not is_integer_dtype(values.dtype):
+            raise _dtype_error(argument, values.dtype)
+        if values.size:
+            check(values.min(), values.max())
+        return ids
+    concrete = _is_concrete(ids)
+    if (concrete or _state.in_step) and not is_integer_dtype(ids.dtype):
+        # In a compiled step the dtype is known while tracing; outside one
+        # (Keras building a model from float placeholders) it is not data.
+        raise _dtype_error(argument, ids.dtype)
     low, high = ops.min(ids), ops.max(ids)
-    check = _host_check(argument, vocabulary_size)
-    if _is_concrete(ids):
+    if concrete:
         check(ops.convert_to_numpy(low), ops.convert_to_numpy(high))
         return ids
     if _state.prechecked:
@@ -143,10 +185,10 @@ def check_token_tensor(ids, vocabulary_size, argument, dimensions):
     return check_token_ids(ids, vocabulary_size, argument)
 
 
-def guard_step(step, check_inputs, restore_variables):
+def guard_step(step, check_batch, restore_variables):
     """Wraps a Keras train/test/predict step function for bad token ids.
 
-    On JAX, each batch is checked by `check_inputs(x)` while still concrete,
+    On JAX, each batch is checked by `check_batch(x, y)` while still concrete,
     before it enters the jitted step (a step that failed inside `jax.jit` would
     have consumed the model's donated weights); as Keras's JAX loop detaches
     the weights while it runs, `restore_variables(state)` puts them back when a
@@ -162,8 +204,9 @@ def guard_step(step, check_inputs, restore_variables):
         jax = keras.backend.backend() == "jax"
         if jax:
             state, batches = args
-            args = (state, _checked(batches, check_inputs))
+            args = (state, _checked(batches, check_batch))
             _state.prechecked = True
+        _state.in_step = True
         try:
             return step(*args)
         except Exception as backend_error:
@@ -175,15 +218,16 @@ def guard_step(step, check_inputs, restore_variables):
             raise ValueError(str(error)) from None
         finally:
             _state.prechecked = False
+            _state.in_step = False
 
     guarded._keras_nlm_guarded = True
     return guarded
 
 
-def _checked(batches, check_inputs):
+def _checked(batches, check_batch):
     for batch in batches:
-        x, _, _ = keras.utils.unpack_x_y_sample_weight(batch)
-        check_inputs(x)
+        x, y, _ = keras.utils.unpack_x_y_sample_weight(batch)
+        check_batch(x, y)
         yield batch
 
 

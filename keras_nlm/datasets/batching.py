@@ -19,13 +19,31 @@ from keras_nlm.validation import check_positive_int
 
 
 def _as_ids(ids, argument):
-    ids = np.asarray(ids)
+    try:
+        ids = np.asarray(ids)
+    except ValueError:  # ragged nesting
+        ids = np.asarray(ids, dtype=object)
+    if ids.ndim == 1 and ids.size == 0:
+        ids = ids.astype("int32")
     if ids.ndim != 1 or not np.issubdtype(ids.dtype, np.integer):
         raise ValueError(
             f"`{argument}` must be a 1-D sequence of integer token ids; got "
             f"shape {ids.shape} of {ids.dtype}."
         )
+    # Ids are stored as int32: a negative or larger id would be wrapped.
+    if ids.size and (ids.min() < 0 or ids.max() > np.iinfo("int32").max):
+        raise ValueError(
+            f"`{argument}` must hold token ids in [0, 2**31); got ids from "
+            f"{ids.min()} to {ids.max()}."
+        )
     return ids.astype("int32")
+
+
+def _rank(value):
+    try:
+        return np.ndim(value)
+    except ValueError:  # ragged nesting
+        return None
 
 
 class Batches(keras.utils.PyDataset):
@@ -100,6 +118,7 @@ class NGramWindows(Batches):
         self.window_size = check_positive_int(window_size, "window_size")
         self.batch_size = check_positive_int(batch_size, "batch_size")
         if start_id is not None:
+            _as_ids([start_id], "start_id")
             ids = np.concatenate([np.full(window_size, start_id, "int32"), ids])
         if len(ids) <= window_size:
             raise ValueError(
@@ -152,7 +171,7 @@ class StreamBatches(Batches):
         self.batch_size = check_positive_int(batch_size, "batch_size")
         self.sequence_length = check_positive_int(sequence_length, "sequence_length")
         if start_id is not None:
-            ids = np.concatenate([[start_id], ids]).astype("int32")
+            ids = np.concatenate([_as_ids([start_id], "start_id"), ids])
         row_length = len(ids) // batch_size
         if row_length <= sequence_length:
             raise ValueError(
@@ -214,8 +233,18 @@ class SentencePairs(Batches):
             )
         self.batch_size = check_positive_int(batch_size, "batch_size")
         if max_length is not None:
-            check_positive_int(max_length, "max_length")
-        self.start_id, self.end_id, self.padding_id = start_id, end_id, padding_id
+            max_length = check_positive_int(max_length, "max_length")
+        for argument, sentences in (("sources", sources), ("targets", targets)):
+            for sentence in sentences:
+                if _rank(sentence) != 1:
+                    raise ValueError(
+                        f"`{argument}` must be lists of token ids, one per "
+                        f"sentence; got {sentence!r}."
+                    )
+            # All at once: one array of every id, checked like `ids`.
+            _as_ids([i for sentence in sentences for i in sentence], argument)
+        ids = _as_ids([start_id, end_id, padding_id], "start_id, end_id, padding_id")
+        self.start_id, self.end_id, self.padding_id = (int(i) for i in ids)
         self.pairs = [
             (list(s), list(t))
             for s, t in zip(sources, targets)

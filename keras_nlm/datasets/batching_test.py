@@ -53,7 +53,7 @@ def test_streams_continue_row_by_row():
     x0, y0 = batches[0]
     x1, _ = batches[1]
     np.testing.assert_array_equal(x1[:, 0], y0[:, -1])  # k+1 continues k
-    every = StreamBatches(ids, batch_size=1, sequence_length=26, start_id=-7)
+    every = StreamBatches(ids, batch_size=1, sequence_length=26, start_id=999)
     np.testing.assert_array_equal(every[0][1][0], ids[:26])  # the first id too
     with pytest.raises(ValueError, match="more than sequence_length=35"):
         StreamBatches(ids, batch_size=4)

@@ -8,6 +8,7 @@ import zipfile
 import pytest
 
 from keras_nlm import datasets
+from keras_nlm.testing import count_case
 
 MIRROR = pathlib.Path(os.environ["KERAS_NLM_DATA"])
 
@@ -70,6 +71,7 @@ def mirror_copy(tmp_path):
 
 
 def test_a_corrupted_file_is_refused_with_both_hashes(mirror_copy):
+    count_case("broken file", 2)  # a changed byte, then a truncated file
     corpus = datasets.get("timemachine")
     assert corpus.text("train", data_dir=mirror_copy)
     path = mirror_copy / "timemachine" / "timemachine.txt"
@@ -131,6 +133,7 @@ def test_download_into_the_keras_cache(no_mirror, packing):
 
 
 def test_a_bad_download_is_refused_and_not_kept(no_mirror):
+    count_case("broken file")
     original = datasets.get("timemachine").file
     origin = no_mirror / "evil.txt"
     origin.write_text("not the time machine")

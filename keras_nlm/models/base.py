@@ -1,6 +1,7 @@
 import keras
+import numpy as np
 
-from keras_nlm.validation import guard_step
+from keras_nlm.validation import check_token_ids, guard_step
 
 
 class Model(keras.Model):
@@ -9,14 +10,22 @@ class Model(keras.Model):
     - `compile()` defaults to what the course trains with: the cross-entropy
       of the logits against the next word (or tag, or class), padding ignored
       where the model has padding, and Adam.
-    - A token id out of range raises the same `ValueError` on every backend,
-      also from inside the compiled steps of `fit`, `evaluate` and `predict`.
+    - A token id out of range, or ids that are not integers, raise the same
+      `ValueError` on every backend, also from inside the compiled steps of
+      `fit`, `evaluate` and `predict`; so do the labels of the default
+      (sparse cross-entropy) loss, checked against `label_size`.
+    - Numpy and nested-list inputs are checked before the backend converts
+      them, so that no backend wraps or truncates an id first; an empty batch
+      is refused by `__call__`, `fit`, `evaluate` and `predict` alike.
     """
 
     # Label id that the default loss ignores (padding), or None.
     ignored_label = None
     # The attributes a preset's tokenizers are attached as.
     tokenizer_roles = ("tokenizer",)
+    # The argument that bounds the labels of the default (sparse
+    # cross-entropy) loss: they are ids in `[0, label_size)`.
+    label_size_argument = "vocabulary_size"
 
     @classmethod
     def from_preset(cls, preset):
@@ -47,6 +56,57 @@ class Model(keras.Model):
         tokenizers = {r: getattr(self, r) for r in self.tokenizer_roles}
         save_preset(self, directory, tokenizers, metadata)
 
+    @property
+    def label_size(self):
+        return getattr(self, self.label_size_argument)
+
+    def __call__(self, *args, **kwargs):
+        if args and _holds_arrays(args[0]):
+            inputs = _as_arrays(args[0])
+            self.check_inputs(inputs)  # before a backend converts the values
+            args = (inputs, *args[1:])
+        return super().__call__(*args, **kwargs)
+
+    def _check_data(self, x, y=None):
+        """Checks in-memory `fit` / `evaluate` / `predict` data up front."""
+        if _holds_arrays(x):
+            self._check_batch(_as_arrays(x), y)
+
+    def _check_batch(self, x, y=None):
+        self.check_inputs(x)
+        if y is not None and self._checks_labels() and _holds_arrays(y):
+            check_token_ids(
+                np.asarray(y), self.label_size, "y", self.label_size_argument
+            )
+
+    def _checks_labels(self):
+        loss = getattr(self, "loss", None)
+        return isinstance(loss, keras.losses.SparseCategoricalCrossentropy) or (
+            isinstance(loss, str) and loss == "sparse_categorical_crossentropy"
+        )
+
+    def fit(self, x=None, y=None, *args, **kwargs):
+        self._check_data(x, y)
+        validation = kwargs.get("validation_data")
+        if isinstance(validation, (tuple, list)) and len(validation) >= 2:
+            self._check_data(validation[0], validation[1])
+        return super().fit(x, y, *args, **kwargs)
+
+    def evaluate(self, x=None, y=None, *args, **kwargs):
+        self._check_data(x, y)
+        return super().evaluate(x, y, *args, **kwargs)
+
+    def predict(self, x, *args, **kwargs):
+        self._check_data(x)
+        return super().predict(x, *args, **kwargs)
+
+    def compute_loss(
+        self, x=None, y=None, y_pred=None, sample_weight=None, training=True
+    ):
+        if y is not None and self._checks_labels():
+            y = check_token_ids(y, self.label_size, "y", self.label_size_argument)
+        return super().compute_loss(x, y, y_pred, sample_weight, training=training)
+
     def compile(self, optimizer="adam", loss="auto", **kwargs):
         if loss == "auto":
             loss = keras.losses.SparseCategoricalCrossentropy(
@@ -73,21 +133,23 @@ class Model(keras.Model):
     def make_train_function(self, force=False):
         super().make_train_function(force)
         self.train_function = guard_step(
-            self.train_function, self.check_inputs, self._variable_restorer("train")
+            self.train_function, self._check_batch, self._variable_restorer("train")
         )
         return self.train_function
 
     def make_test_function(self, force=False):
         super().make_test_function(force)
         self.test_function = guard_step(
-            self.test_function, self.check_inputs, self._variable_restorer("test")
+            self.test_function, self._check_batch, self._variable_restorer("test")
         )
         return self.test_function
 
     def make_predict_function(self, force=False):
         super().make_predict_function(force)
         self.predict_function = guard_step(
-            self.predict_function, self.check_inputs, self._variable_restorer("predict")
+            self.predict_function,
+            self._check_batch,
+            self._variable_restorer("predict"),
         )
         return self.predict_function
 
@@ -122,6 +184,29 @@ class Model(keras.Model):
             "trainable": self.trainable,
             "dtype": keras.dtype_policies.serialize(self.dtype_policy),
         }
+
+
+def _holds_arrays(x):
+    """Numpy arrays or nested lists of numbers (not tensors, not datasets)."""
+    if isinstance(x, dict):
+        return bool(x) and all(_holds_arrays(v) for v in x.values())
+    if isinstance(x, np.ndarray):
+        return True
+    return isinstance(x, (list, tuple)) and not any(
+        keras.ops.is_tensor(v) or isinstance(v, (dict, str)) for v in x
+    )
+
+
+def _as_arrays(x):
+    if isinstance(x, dict):
+        return {k: _as_arrays(v) for k, v in x.items()}
+    try:
+        return np.asarray(x)
+    except ValueError:
+        raise ValueError(
+            "`inputs` must be a rectangular array of token ids (pad the rows "
+            "to one length); got rows of different lengths."
+        ) from None
 
 
 def is_text(inputs):

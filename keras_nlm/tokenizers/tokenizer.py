@@ -4,6 +4,8 @@ import os
 
 import numpy as np
 
+from keras_nlm.validation import check_positive_int, is_integer_dtype
+
 VOCABULARY_FILE = "vocabulary.json"
 # Special tokens come first, in this order, so that padding is id 0 (the id
 # the models mask) whenever a tokenizer has padding.
@@ -80,6 +82,21 @@ class Tokenizer:
 
     def set_vocabulary(self, vocabulary):
         vocabulary = list(vocabulary)
+        for token in vocabulary:
+            if not isinstance(token, str):
+                raise ValueError(
+                    f"`vocabulary` must hold strings; got {token!r} "
+                    f"({type(token).__name__})."
+                )
+            try:
+                token.encode("utf-8")
+            except UnicodeEncodeError:
+                raise ValueError(
+                    f"`vocabulary` holds {token!r}, which is not valid Unicode "
+                    "text (a lone surrogate, as left by undecodable bytes read "
+                    "with errors='surrogateescape'); decode the text with "
+                    "errors='replace' first."
+                ) from None
         if len(set(vocabulary)) != len(vocabulary):
             raise ValueError("`vocabulary` must not repeat a token.")
         specials = self.special_tokens
@@ -132,6 +149,12 @@ class Tokenizer:
     def tokenize(self, inputs, add_start=False, add_end=False, sequence_length=None):
         """Text to ids.
 
+        Any text is accepted: an empty string gives no ids, a token outside
+        the vocabulary (undecodable bytes read with errors='surrogateescape'
+        included) gives the unknown token's id, or a `ValueError` naming it
+        if the tokenizer has no `unknown_token`. Bytes are refused: decode
+        them first.
+
         Args:
             inputs: a string, or a list of strings (a batch).
             add_start, add_end: put the start / end delimiter around each text.
@@ -142,6 +165,13 @@ class Tokenizer:
         self._check_vocabulary()
         if isinstance(inputs, str):
             return self._encode(inputs, add_start, add_end)
+        if not isinstance(inputs, (list, tuple, np.ndarray)):
+            if isinstance(inputs, (bytes, bytearray)):
+                _check_text(inputs)
+            raise ValueError(
+                "`inputs` must be a string or a list of strings; got "
+                f"{type(inputs).__name__}."
+            )
         rows = [self._encode(text, add_start, add_end) for text in inputs]
         if sequence_length is None:
             return rows
@@ -149,14 +179,7 @@ class Tokenizer:
             raise ValueError(
                 "`sequence_length` pads, so the tokenizer needs a `padding_token`."
             )
-        if (
-            isinstance(sequence_length, bool)
-            or not isinstance(sequence_length, int)
-            or sequence_length < 1
-        ):
-            raise ValueError(
-                f"`sequence_length` must be a positive integer; got {sequence_length!r}."
-            )
+        sequence_length = check_positive_int(sequence_length, "sequence_length")
         batch = np.full((len(rows), sequence_length), self.padding_id, dtype="int32")
         for i, row in enumerate(rows):
             row = row[:sequence_length]
@@ -164,8 +187,7 @@ class Tokenizer:
         return batch
 
     def _encode(self, text, add_start, add_end):
-        if not isinstance(text, str):
-            raise ValueError(f"`inputs` must be strings; got {type(text).__name__}.")
+        _check_text(text)
         for flag, token, name in (
             (add_start, self.start_token, "start_token"),
             (add_end, self.end_token, "end_token"),
@@ -180,17 +202,22 @@ class Tokenizer:
         return ids
 
     def detokenize(self, ids, skip_special_tokens=True):
-        """Ids to text: one list of ids → a string; a batch → a list of strings.
+        """Ids to text: one list of ids → a string; a batch (an array, or
+        lists of different lengths, as `tokenize` gives) → a list of strings.
 
         Decoding stops at the end delimiter; padding, start and end
         delimiters are dropped when `skip_special_tokens`.
         """
         self._check_vocabulary()
+        if isinstance(ids, (list, tuple)) and any(np.ndim(row) for row in ids):
+            return [self.detokenize(row, skip_special_tokens) for row in ids]
         ids = np.asarray(ids)
         if ids.ndim == 2:
             return [self.detokenize(row, skip_special_tokens) for row in ids]
         if ids.ndim != 1:
             raise ValueError(f"`ids` must have rank 1 or 2; got shape {ids.shape}.")
+        if ids.size and not is_integer_dtype(ids.dtype):
+            raise ValueError(f"`ids` must be integer token ids; got {ids.dtype}.")
         dropped = {self.padding_token, self.start_token, self.end_token} - {None}
         tokens = []
         for id in ids.tolist():
@@ -203,17 +230,29 @@ class Tokenizer:
 
     def save_assets(self, dir_path):
         self._check_vocabulary()
-        with open(
-            os.path.join(dir_path, VOCABULARY_FILE), "w", encoding="utf-8"
-        ) as file:
+        # Write then rename, so that a reader never sees half a vocabulary.
+        path = os.path.join(dir_path, VOCABULARY_FILE)
+        with open(f"{path}.partial", "w", encoding="utf-8") as file:
             json.dump(self._vocabulary, file, ensure_ascii=False, indent=0)
+        os.replace(f"{path}.partial", path)
 
     def load_assets(self, dir_path):
         path = os.path.join(dir_path, VOCABULARY_FILE)
         if not os.path.exists(path):
             raise FileNotFoundError(f"Tokenizer asset {path} is missing.")
-        with open(path, encoding="utf-8") as file:
-            self.set_vocabulary(json.load(file))
+        try:
+            with open(path, encoding="utf-8") as file:
+                vocabulary = json.load(file)
+        except (UnicodeDecodeError, json.JSONDecodeError) as error:
+            raise ValueError(
+                f"Tokenizer asset {path} is not a JSON list of tokens ({error})."
+            ) from None
+        if not isinstance(vocabulary, list):
+            raise ValueError(
+                f"Tokenizer asset {path} must hold a JSON list of tokens; got "
+                f"{type(vocabulary).__name__}."
+            )
+        self.set_vocabulary(vocabulary)
 
     def get_config(self):
         return {name: getattr(self, name) for name in SPECIALS}
@@ -221,3 +260,13 @@ class Tokenizer:
     @classmethod
     def from_config(cls, config):
         return cls(**config)
+
+
+def _check_text(text):
+    if isinstance(text, (bytes, bytearray)):
+        raise ValueError(
+            "`inputs` must be text (str), not bytes: decode them first, e.g. "
+            "`data.decode('utf-8', errors='replace')`."
+        )
+    if not isinstance(text, str):
+        raise ValueError(f"`inputs` must be strings; got {type(text).__name__}.")

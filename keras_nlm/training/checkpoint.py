@@ -1,4 +1,5 @@
 import json
+import math
 import os
 import shutil
 import time
@@ -6,11 +7,50 @@ import time
 import keras
 import numpy as np
 
+from keras_nlm.datasets.registry import sha256_of
+
 _POINTER = "latest.json"
+_WEIGHTS = "model.weights.h5"
+_NON_TRAINABLE = "non_trainable.npz"
+_MANIFEST = "SHA256SUMS"
 
 
 def _folder(epoch):
     return f"epoch-{epoch:04d}"
+
+
+class TrainingDiverged(FloatingPointError):
+    """The loss became NaN or infinite; the last good checkpoint is kept."""
+
+
+def _verify_folder(folder):
+    """Raises `ValueError`, naming the file, unless the checkpoint `folder` is
+    whole: its files match the sha256 that were written with them."""
+    manifest = os.path.join(folder, _MANIFEST)
+    if not os.path.isdir(folder):
+        raise ValueError(f"Checkpoint folder {folder} is missing.")
+    if not os.path.exists(manifest):
+        # Checkpoints written before manifests existed: at least the files.
+        for name in (_WEIGHTS, _NON_TRAINABLE):
+            if not os.path.exists(os.path.join(folder, name)):
+                raise ValueError(
+                    f"Checkpoint file {os.path.join(folder, name)} is missing."
+                )
+        return
+    expected = {}
+    with open(manifest, encoding="utf-8", errors="replace") as file:
+        for line in file.read().splitlines():
+            digest, _, name = line.partition("  ")
+            expected[name] = digest
+    for name in (_WEIGHTS, _NON_TRAINABLE):
+        path = os.path.join(folder, name)
+        if not os.path.exists(path):
+            raise ValueError(f"Checkpoint file {path} is missing.")
+        if sha256_of(path) != expected.get(name):
+            raise ValueError(
+                f"Checkpoint file {path} does not match its sha256 in {manifest}: "
+                "it was changed or truncated after it was saved."
+            )
 
 
 class EpochCheckpoint(keras.callbacks.Callback):
@@ -31,16 +71,29 @@ class EpochCheckpoint(keras.callbacks.Callback):
     `monitor` value so far are kept too (`weights_of(best_epoch())`), for
     early stopping that survives a resume.
 
+    Each folder holds a `SHA256SUMS` of its files, so a checkpoint that was
+    changed or truncated afterwards is refused, naming the file, rather than
+    resumed from. A loss that becomes NaN or infinite stops training at once
+    with `TrainingDiverged`, naming the epoch and batch, before the epoch is
+    saved: the last good checkpoint is kept.
+
     Args:
         directory: where the checkpoints go (one folder per run).
         monitor: the logged value whose lowest epoch is kept.
     """
+
+    # Checking the loss needs no ordering with the training steps.
+    async_safe = True
+    # Seconds to wait between the writes of a save: tests set it to kill a
+    # training run in the middle of a save.
+    _pause_between_writes = 0.0
 
     def __init__(self, directory, monitor="val_loss"):
         super().__init__()
         self.directory = str(directory)
         self.monitor = monitor
         self.history = []
+        self._epoch = 0
 
     @staticmethod
     def latest(directory):
@@ -49,8 +102,25 @@ class EpochCheckpoint(keras.callbacks.Callback):
         path = os.path.join(directory, _POINTER)
         if not os.path.exists(path):
             return None
-        with open(path, encoding="utf-8") as file:
-            return json.load(file)
+        try:
+            with open(path, encoding="utf-8") as file:
+                latest = json.load(file)
+            int(latest["epoch"]), str(latest["folder"]), list(latest["history"])
+        except (ValueError, KeyError, TypeError) as error:
+            raise ValueError(
+                f"Checkpoint pointer {path} is unreadable ({error!r}); it is "
+                "written whole (write, then rename), so something else changed it."
+            ) from None
+        return latest
+
+    @classmethod
+    def verify(cls, directory):
+        """The `latest` checkpoint in `directory` (or `None`), once its files
+        are known to be whole; raises `ValueError` naming a bad file."""
+        latest = cls.latest(directory)
+        if latest is not None:
+            _verify_folder(os.path.join(directory, latest["folder"]))
+        return latest
 
     def best_epoch(self):
         """The epoch with the lowest `monitor` so far, or `None`."""
@@ -61,34 +131,73 @@ class EpochCheckpoint(keras.callbacks.Callback):
 
     def weights_of(self, epoch):
         """The weights file of `epoch`, the latest or the best one."""
-        path = epoch and os.path.join(
-            self.directory, _folder(epoch), "model.weights.h5"
-        )
-        if not path or not os.path.exists(path):
+        folder = epoch and os.path.join(self.directory, _folder(epoch))
+        if not folder or not os.path.exists(folder):
             raise ValueError(
                 f"No weights of epoch {epoch} in {self.directory}: only the "
                 "latest and the best epoch are kept."
             )
-        return path
+        _verify_folder(folder)
+        return os.path.join(folder, _WEIGHTS)
 
     def on_train_begin(self, logs=None):
-        latest = self.latest(self.directory)
+        latest = self.verify(self.directory)
         if latest is None:
             return
         folder = os.path.join(self.directory, latest["folder"])
         if self.model.optimizer is not None and not self.model.optimizer.built:
             self.model.optimizer.build(self.model.trainable_variables)
-        self.model.load_weights(os.path.join(folder, "model.weights.h5"))
-        with np.load(os.path.join(folder, "non_trainable.npz")) as saved:
-            for i, variable in enumerate(self.model.non_trainable_variables):
-                variable.assign(saved[f"arr_{i}"])
+        path = os.path.join(folder, _WEIGHTS)
+        try:
+            self.model.load_weights(path)
+            path = os.path.join(folder, _NON_TRAINABLE)
+            # Plain arrays: never unpickle what a file holds.
+            with np.load(path, allow_pickle=False) as saved:
+                variables = self.model.non_trainable_variables
+                if len(saved.files) != len(variables):
+                    raise ValueError(
+                        f"{len(saved.files)} arrays for {len(variables)} variables"
+                    )
+                for i, variable in enumerate(variables):
+                    variable.assign(saved[f"arr_{i}"])
+        except (OSError, ValueError, KeyError) as error:
+            raise ValueError(
+                f"Cannot resume from checkpoint file {path}: it does not fit this "
+                f"model ({error})."
+            ) from None
         self.history = latest["history"]
         self.model._initial_epoch = latest["epoch"]
 
     def on_epoch_begin(self, epoch, logs=None):
+        self._epoch = epoch
         self._epoch_started = time.perf_counter()
 
+    def on_train_batch_end(self, batch, logs=None):
+        self._check_loss(logs, f"batch {batch + 1} of epoch {self._epoch + 1}")
+
+    def _check_loss(self, logs, where):
+        loss = (logs or {}).get("loss")
+        if loss is None or math.isfinite(float(loss)):
+            return
+        latest = self.latest(self.directory)
+        kept = (
+            f"the last good checkpoint, epoch {latest['epoch']} in "
+            f"{os.path.join(self.directory, latest['folder'])}, is kept"
+            if latest
+            else "no epoch had ended, so there is no checkpoint"
+        )
+        raise TrainingDiverged(
+            f"Training diverged: the loss is {float(loss)} at {where}. Stopped "
+            f"without saving this epoch; {kept}. Lower the learning rate or clip "
+            "the gradients and train again."
+        )
+
+    def _pause(self):
+        if self._pause_between_writes:
+            time.sleep(self._pause_between_writes)
+
     def on_epoch_end(self, epoch, logs=None):
+        self._check_loss(logs, f"the end of epoch {epoch + 1}")
         logs = {k: float(v) for k, v in (logs or {}).items()}
         # Training time survives resumes in the history (model cards sum it).
         seconds = round(time.perf_counter() - self._epoch_started, 1)
@@ -98,22 +207,32 @@ class EpochCheckpoint(keras.callbacks.Callback):
         partial = f"{folder}.partial"
         shutil.rmtree(partial, ignore_errors=True)
         os.makedirs(partial)
-        self.model.save_weights(os.path.join(partial, "model.weights.h5"))
+        self.model.save_weights(os.path.join(partial, _WEIGHTS))
+        self._pause()
         np.savez(
-            os.path.join(partial, "non_trainable.npz"),
+            os.path.join(partial, _NON_TRAINABLE),
             *[
                 keras.ops.convert_to_numpy(v)
                 for v in self.model.non_trainable_variables
             ],
         )
+        self._pause()
+        with open(os.path.join(partial, _MANIFEST), "w", encoding="utf-8") as file:
+            for file_name in (_WEIGHTS, _NON_TRAINABLE):
+                digest = sha256_of(os.path.join(partial, file_name))
+                file.write(f"{digest}  {file_name}\n")
+        self._pause()
         shutil.rmtree(folder, ignore_errors=True)
         os.replace(partial, folder)
+        self._pause()
         pointer = os.path.join(self.directory, _POINTER)
         with open(f"{pointer}.partial", "w", encoding="utf-8") as file:
             json.dump(
                 {"epoch": epoch + 1, "folder": name, "history": self.history}, file
             )
+        self._pause()
         os.replace(f"{pointer}.partial", pointer)
+        self._pause()
         keep = {name, _folder(self.best_epoch() or epoch + 1)}
         for old in os.listdir(self.directory):
             if old.startswith("epoch-") and old not in keep:

@@ -1,15 +1,20 @@
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
 import time
 
+import h5py
 import keras
+import keras_hub
 import numpy as np
 import pytest
 
-from keras_nlm import presets, training
+from keras_nlm import cli, presets, training
+from keras_nlm.testing import count_case
+from keras_nlm.training import trainer
 from keras_nlm.training.checkpoint import EpochCheckpoint
 from keras_nlm.training.trainer import _batches, _check_output
 
@@ -42,12 +47,56 @@ TINY = training.Recipe(
 )
 
 
+# TINY in fewer, bigger steps (1000 streams of 5 characters): quicker to run,
+# where a test needs a training run but not its result.
+QUICK = TINY.replace(batch_size=1000, sequence_length=5)
+
+
 def _weights(directory):
     return [np.asarray(w) for w in presets.load_preset(directory).get_weights()]
 
 
-def test_a_tiny_corpus_is_learned_and_a_killed_run_resumes_to_the_same_end(tmp_path):
-    model, metadata = training.train(TINY, tmp_path / "whole", verbose=0)
+def _start(arguments, log, pause=0.0):
+    """`keras-nlm ARGUMENTS` in a new process. With `pause`, each of the six
+    writes of a checkpoint save is followed by that many seconds, so that a
+    kill can land inside a save."""
+    code = (
+        "import sys\n"
+        "from keras_nlm import cli\n"
+        "from keras_nlm.training.checkpoint import EpochCheckpoint\n"
+        f"EpochCheckpoint._pause_between_writes = {pause}\n"
+        "sys.exit(cli.main(sys.argv[1:]))\n"
+    )
+    env = {**os.environ, "KERAS_BACKEND": keras.backend.backend()}
+    command = [sys.executable, "-c", code, *arguments]
+    return subprocess.Popen(command, stdout=log, stderr=log, env=env)
+
+
+def _kill_when(condition, process, delay):
+    """SIGKILLs `process` `delay` seconds after `condition()` holds."""
+    deadline = time.monotonic() + 600
+    while not condition():
+        assert process.poll() is None, "the run ended before it could be killed"
+        assert time.monotonic() < deadline
+        time.sleep(0.01)
+    time.sleep(delay)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+
+
+SAVE_PAUSE = 0.25
+
+
+def _state_after_kill(checkpoints, latest):
+    leftovers = sorted(p.name for p in checkpoints.iterdir() if "partial" in p.name)
+    return f"latest epoch {latest['epoch']}, left half-written: {leftovers}"
+
+
+def test_a_tiny_corpus_is_learned_and_a_run_killed_anywhere_resumes_to_the_same_end(
+    tmp_path, capsys
+):
+    whole = tmp_path / "whole"
+    model, metadata = training.train(TINY, whole, verbose=0)
     # Learned: far below the uniform model's perplexity (the alphabet size).
     uniform = model.tokenizer.vocabulary_size()
     assert metadata["metrics"]["test"]["perplexity"] < uniform / 4
@@ -56,32 +105,92 @@ def test_a_tiny_corpus_is_learned_and_a_killed_run_resumes_to_the_same_end(tmp_p
     recipe_file = tmp_path / "tiny.json"
     recipe_file.write_text(json.dumps(TINY.to_dict()))
     run = tmp_path / "killed"
-    command = [sys.executable, "-m", "keras_nlm.cli", "train", str(recipe_file)]
-    command += ["--output", str(run)]
-    env = {**os.environ, "KERAS_BACKEND": keras.backend.backend()}
+    checkpoints = run / "checkpoint"
+    train = ["train", str(recipe_file), "--output", str(run)]
+    rng = np.random.default_rng(8)  # the kill times: random, and reproducible
+    kills = []
     with open(tmp_path / "log.txt", "w") as log:
-        process = subprocess.Popen(command, stdout=log, stderr=log, env=env)
-        deadline = time.monotonic() + 600
-        while EpochCheckpoint.latest(run / "checkpoint") is None:
-            assert process.poll() is None and time.monotonic() < deadline
-            time.sleep(0.02)
-        process.send_signal(signal.SIGKILL)
-        process.wait()
-    assert EpochCheckpoint.latest(run / "checkpoint")["epoch"] < TINY.epochs
+        # During a step: a random time after the first epoch was saved.
+        process = _start(train, log)
+        first_saved = lambda: EpochCheckpoint.latest(checkpoints) is not None
+        _kill_when(first_saved, process, rng.uniform(0.0, 1.0))
+        # Without --resume the run is not overwritten.
+        assert cli.main(train) == 2 and "--resume" in capsys.readouterr().err
+        latest = EpochCheckpoint.verify(checkpoints)  # never left unreadable
+        kills.append(_state_after_kill(checkpoints, latest))
+        # During a save: a random time into the (slowed) save of the next
+        # epoch, which leaves the last whole checkpoint in use.
+        partial = checkpoints / f"epoch-{latest['epoch'] + 1:04d}.partial"
+        process = _start([*train, "--resume"], log, pause=SAVE_PAUSE)
+        _kill_when(partial.exists, process, rng.uniform(0.0, 6 * SAVE_PAUSE))
+        latest = EpochCheckpoint.verify(checkpoints)
+        kills.append(_state_after_kill(checkpoints, latest))
+    count_case("kill point", len(kills))
+    print("killed at:", kills)
     assert not (run / presets.CONFIG_FILE).exists()
 
-    # Without --resume the run is not overwritten; with it, it ends as the
-    # uninterrupted one did.
-    refused = subprocess.run(command, capture_output=True, text=True, env=env)
-    assert refused.returncode == 2 and "--resume" in refused.stderr
-    subprocess.run(command + ["--resume"], check=True, capture_output=True, env=env)
+    # Resumed, it ends as the uninterrupted run did.
+    command = [sys.executable, "-m", "keras_nlm.cli", *train, "--resume"]
+    env = {**os.environ, "KERAS_BACKEND": keras.backend.backend()}
+    subprocess.run(command, check=True, capture_output=True, env=env)
     resumed = presets.load_metadata(run)
     assert [h["epoch"] for h in resumed["history"]] == [1, 2, 3]
-    for a, b in zip(_weights(tmp_path / "whole"), _weights(run)):
+    for a, b in zip(_weights(whole), _weights(run)):
         np.testing.assert_allclose(a, b, atol=1e-6)
     assert resumed["metrics"]["test"]["perplexity"] == pytest.approx(
         metadata["metrics"]["test"]["perplexity"], rel=1e-5
     )
+
+
+def test_a_nan_loss_stops_training_and_keeps_the_last_good_checkpoint(tmp_path, capsys):
+    # From the second epoch on, the learning rate is 1e43, beyond float32's
+    # range: the weights, then the loss, become NaN.
+    recipe = QUICK.replace(decay_after=1, decay=1e45)
+    recipe_file = tmp_path / "diverging.json"
+    recipe_file.write_text(json.dumps(recipe.to_dict()))
+    run = tmp_path / "run"
+    assert cli.main(["train", str(recipe_file), "--output", str(run)]) == 2
+    error = capsys.readouterr().err.strip()
+    assert "\n" not in error, error
+    kept = re.escape(str(run / "checkpoint" / "epoch-0001"))
+    assert re.fullmatch(
+        r"keras-nlm: error: Training diverged: the loss is (nan|inf) at batch "
+        rf"\d+ of epoch 2\. .*the last good checkpoint, epoch 1 in {kept}, is "
+        r"kept\..*",
+        error,
+    ), error
+    latest = EpochCheckpoint.verify(run / "checkpoint")
+    assert latest["epoch"] == 1 and [h["epoch"] for h in latest["history"]] == [1]
+    with h5py.File(run / "checkpoint" / "epoch-0001" / "model.weights.h5") as file:
+        arrays = []
+        file.visititems(
+            lambda _, item: (
+                arrays.append(item[()]) if isinstance(item, h5py.Dataset) else None
+            )
+        )
+    assert arrays and all(np.all(np.isfinite(a)) for a in arrays)
+    assert not (run / presets.CONFIG_FILE).exists()  # no preset of a broken run
+
+
+def test_seeded_training_and_sampling_are_reproducible(tmp_path, monkeypatch):
+    # Only the training is compared: the evaluation after it is skipped.
+    monkeypatch.setattr(trainer.evaluation, "evaluate", lambda *args, **kw: {})
+    recipe = QUICK.replace(epochs=1)
+    (first, first_metadata), (second, second_metadata) = [
+        training.train(recipe, tmp_path / f"run{i}", verbose=0) for i in range(2)
+    ]
+    assert first.get_weights()
+    for a, b in zip(first.get_weights(), second.get_weights()):
+        np.testing.assert_array_equal(a, b)
+    for a, b in zip(first_metadata["history"], second_metadata["history"]):
+        assert {**a, "seconds": 0} == {**b, "seconds": 0}
+
+    def sample(model):
+        sampler = keras_hub.samplers.TopKSampler(k=5, seed=1)
+        return model.generate("the time", max_length=60, sampler=sampler)
+
+    # Each run's model, each with a new sampler of the same seed.
+    assert sample(first) == sample(second)
 
 
 def test_resuming_with_other_settings_is_refused(tmp_path):

@@ -36,6 +36,8 @@ class RNNClassifier(Model):
 
     # Whether the head reads every time step (tagger) or only the last one.
     per_token = False
+    # Labels are class ids in [0, num_classes).
+    label_size_argument = "num_classes"
 
     def __init__(
         self,

@@ -51,6 +51,10 @@ class CarriedState(Model):
             for i, s in enumerate(keras.tree.flatten(zeros))
         ]
 
+    @property
+    def label_size(self):
+        return self.language_model.vocabulary_size
+
     def check_inputs(self, inputs):
         inputs = self.language_model.check_inputs(inputs)
         if inputs.shape[0] is not None and inputs.shape[0] != self.batch_size:

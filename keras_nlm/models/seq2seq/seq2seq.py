@@ -54,6 +54,7 @@ class Seq2Seq(Model):
 
     ignored_label = 0
     tokenizer_roles = ("source_tokenizer", "target_tokenizer")
+    label_size_argument = "target_vocabulary_size"
 
     def __init__(
         self,
@@ -246,10 +247,15 @@ class Seq2Seq(Model):
 
     def check_inputs(self, inputs):
         self._check_structure(inputs)
-        return {
-            "source": self._check_source(inputs["source"]),
-            "target": self._check_target(inputs["target"]),
-        }
+        source = self._check_source(inputs["source"])
+        target = self._check_target(inputs["target"])
+        batch = source.shape[0], target.shape[0]
+        if None not in batch and batch[0] != batch[1]:
+            raise ValueError(
+                "`source` and `target` must have one row per pair; got "
+                f"{batch[0]} and {batch[1]} rows."
+            )
+        return {"source": source, "target": target}
 
     def call(self, inputs, training=None):
         self._check_structure(inputs)  # encode and decode check the ids
