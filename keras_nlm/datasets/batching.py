@@ -206,6 +206,10 @@ class SentencePairs(Batches):
         batch_size: pairs per batch.
         max_length: longest source or target kept, or `None`.
         padding_id: the padding id (0 in keras-nlm's tokenizers and models).
+        pad_to_multiple_of: pad each batch's width up to a multiple of this,
+            or `None` for the longest row. JAX and TensorFlow compile the
+            training step once per shape: 8 turns one shape per batch into a
+            handful, for a little more padding.
         shuffle: shuffle the order of the batches each epoch.
         seed: seed of the shuffling.
         epoch: the epoch to start at (as in `NGramWindows`).
@@ -220,6 +224,7 @@ class SentencePairs(Batches):
         batch_size=64,
         max_length=None,
         padding_id=0,
+        pad_to_multiple_of=None,
         shuffle=True,
         seed=0,
         epoch=0,
@@ -234,6 +239,9 @@ class SentencePairs(Batches):
         self.batch_size = check_positive_int(batch_size, "batch_size")
         if max_length is not None:
             max_length = check_positive_int(max_length, "max_length")
+        self.pad_to_multiple_of = pad_to_multiple_of
+        if pad_to_multiple_of is not None:
+            check_positive_int(pad_to_multiple_of, "pad_to_multiple_of")
         for argument, sentences in (("sources", sources), ("targets", targets)):
             for sentence in sentences:
                 if _rank(sentence) != 1:
@@ -271,7 +279,10 @@ class SentencePairs(Batches):
         return len(self.buckets)
 
     def _pad(self, rows):
-        batch = np.full((len(rows), max(map(len, rows))), self.padding_id, "int32")
+        width = max(map(len, rows))
+        if self.pad_to_multiple_of:
+            width = -(-width // self.pad_to_multiple_of) * self.pad_to_multiple_of
+        batch = np.full((len(rows), width), self.padding_id, "int32")
         for i, row in enumerate(rows):
             batch[i, : len(row)] = row
         return batch

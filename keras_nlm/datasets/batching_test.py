@@ -83,6 +83,23 @@ def test_sentence_pairs_delimiters_padding_buckets():
         SentencePairs([[1, 2, 3]], [[1, 2, 3]], 1, 2, max_length=2)
 
 
+def test_sentence_pairs_pad_to_a_multiple_of_a_width():
+    sources = [[5] * n for n in range(1, 12)]
+    targets = [[6] * n for n in range(1, 12)]
+    pairs = SentencePairs(sources, targets, 1, 2, batch_size=3, pad_to_multiple_of=4)
+    widths = set()
+    for i in range(len(pairs)):
+        inputs, target_out = pairs[i]
+        widths.add((inputs["source"].shape[1], target_out.shape[1]))
+        # Extra columns are padding only: the rows still end where they did.
+        assert (inputs["source"] != 0).sum() == sum(
+            len(sources[j]) for j in pairs.buckets[pairs._order[i]]
+        )
+    assert widths == {(4, 4), (8, 8), (12, 12)}
+    with pytest.raises(ValueError, match="`pad_to_multiple_of`"):
+        SentencePairs(sources, targets, 1, 2, pad_to_multiple_of=0)
+
+
 def test_bad_ids_argument():
     with pytest.raises(ValueError, match="`ids` must be a 1-D sequence of integer"):
         NGramWindows(np.zeros((3, 3), int))

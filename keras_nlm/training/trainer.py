@@ -27,6 +27,7 @@ def _batches(recipe, tokenizers, split, data_dir, epoch):
             end_id=target.token_to_id(target.end_token),
             batch_size=recipe.batch_size,
             max_length=recipe.sequence_length,
+            pad_to_multiple_of=8,
             shuffle=train,
             seed=recipe.seed,
             epoch=epoch,
