@@ -32,6 +32,21 @@ def _seed():
     np.random.seed(1234)
 
 
+def pytest_sessionfinish(session):
+    # A pytest-xdist worker hands its counts to the controller, which prints them.
+    if hasattr(session.config, "workeroutput"):
+        from keras_nlm.testing import RELIABILITY_CASES
+
+        session.config.workeroutput["reliability_cases"] = dict(RELIABILITY_CASES)
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_testnodedown(node, error):
+    from keras_nlm.testing import RELIABILITY_CASES
+
+    RELIABILITY_CASES.update(node.workeroutput.get("reliability_cases", {}))
+
+
 def pytest_terminal_summary(terminalreporter):
     from keras_nlm.testing import RELIABILITY_CASES
 
