@@ -21,8 +21,13 @@ class SparseCategoricalCrossentropy(keras.losses.SparseCategoricalCrossentropy):
 
     def call(self, y_true, y_pred):
         # With `ignore_class` Keras attaches the padding mask to the losses,
-        # which a reshape would drop.
-        if self.ignore_class is not None or len(y_pred.shape) != 3:
+        # which a reshape would drop. TensorFlow and JAX take the classes
+        # last and gain nothing (measured).
+        if (
+            keras.backend.backend() != "torch"
+            or self.ignore_class is not None
+            or len(y_pred.shape) != 3
+        ):
             return super().call(y_true, y_pred)
         losses = super().call(
             ops.reshape(y_true, (-1,)), ops.reshape(y_pred, (-1, y_pred.shape[-1]))
