@@ -102,7 +102,11 @@ def _outputs_and_gradients(layer, x, states, mask=None):
 
         def loss(weights, x, states):
             outputs, _ = layer.stateless_call(
-                weights, [], x, initial_state=states, mask=mask
+                weights,
+                [v.value for v in layer.non_trainable_variables],
+                x,
+                initial_state=states,
+                mask=mask,
             )
             return loss_of(outputs), outputs
 
