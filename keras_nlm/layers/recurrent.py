@@ -4,12 +4,116 @@ from keras import ops
 from keras_nlm.layers.dropout import seeded_dropout
 from keras_nlm.validation import check_choice, check_positive_int, check_rate
 
-# The course's three recurrent cells, as Keras implements them (cuDNN where
-# available). `state_count` is how many state tensors one direction carries.
+
+def _fusable(layer, mask):
+    """Whether PyTorch's fused kernel computes what Keras's loop of cells would."""
+    cell = layer.cell
+    return (
+        keras.backend.backend() == "torch"
+        and layer.use_cudnn in ("auto", True)
+        and not (cell.dropout or cell.recurrent_dropout or layer.unroll)
+        and cell.use_bias
+        and cell.activation in (keras.activations.tanh, ops.tanh)
+        and cell.recurrent_activation in (keras.activations.sigmoid, ops.sigmoid)
+        and getattr(cell, "reset_after", True)
+        # A mask that keeps every step changes nothing (a padded batch does).
+        and (mask is None or bool(ops.all(keras.tree.flatten(mask)[0])))
+    )
+
+
+def _torch_fused_rnn(layer, sequences, initial_state, weights):
+    """Runs `torch.lstm` / `torch.gru` (one layer, batch first) with `weights`,
+    the `[W_ih, W_hh, b_ih, b_hh]` in PyTorch's layout; returns what Keras's
+    `inner_loop` does: `(last_output, outputs, states)`."""
+    import torch
+
+    kernel_dtype = weights[0].dtype
+    sequences = ops.cast(sequences, kernel_dtype)
+    if layer.go_backwards:
+        sequences = ops.flip(sequences, axis=1)
+    # PyTorch's states are (layers, batch, h); Keras's are (batch, h).
+    states = [ops.cast(s, kernel_dtype)[None] for s in initial_state]
+    run = torch.lstm if len(states) == 2 else torch.gru
+    outputs, *states = run(
+        sequences,
+        tuple(states) if len(states) == 2 else states[0],
+        weights,
+        True,  # has_biases
+        1,  # num_layers
+        0.0,  # dropout
+        torch.is_grad_enabled(),  # train
+        False,  # bidirectional
+        True,  # batch_first
+    )
+    return outputs[:, -1], outputs, [s[0] for s in states]
+
+
+@keras.saving.register_keras_serializable(package="keras_nlm")
+class LSTM(keras.layers.LSTM):
+    """`keras.layers.LSTM`, run by PyTorch's fused LSTM on CPU too.
+
+    Keras's PyTorch backend uses the fused kernel on CUDA only and otherwise
+    loops over time steps in Python. The weights keep Keras's layout (and
+    checkpoints their format: weight files are keyed by the class name,
+    hence `LSTM`); they are converted in each call, which autograd follows.
+    """
+
+    def inner_loop(self, sequences, initial_state, mask, training=False):
+        if not _fusable(self, mask):
+            return super().inner_loop(sequences, initial_state, mask, training)
+        # Keras's gates (i, f, c, o) are PyTorch's (i, f, g, o), in the same
+        # order; Keras's one bias serves as b_ih, with b_hh = 0.
+        cell = self.cell
+        kernel, recurrent_kernel, bias = (
+            cell.kernel.value,
+            cell.recurrent_kernel.value,
+            cell.bias.value,
+        )
+        weights = [
+            ops.transpose(kernel),
+            ops.transpose(recurrent_kernel),
+            bias,
+            ops.zeros_like(bias),
+        ]
+        return _torch_fused_rnn(self, sequences, initial_state, weights)
+
+
+@keras.saving.register_keras_serializable(package="keras_nlm")
+class GRU(keras.layers.GRU):
+    """`keras.layers.GRU` (`reset_after=True`), run by PyTorch's fused GRU on
+    CPU too; see `LSTM`."""
+
+    def inner_loop(self, sequences, initial_state, mask, training=False):
+        if not _fusable(self, mask):
+            return super().inner_loop(sequences, initial_state, mask, training)
+        # Keras orders the gates (z, r, h), PyTorch (r, z, n): same equations,
+        # h' = z h + (1 - z) tanh(x W_h + b_h + r (h U_h + b'_h)). The bias
+        # rows are the input bias and the recurrent bias.
+        cell = self.cell
+
+        def r_z_h(w):
+            z, r, h = ops.split(w, 3, axis=-1)
+            return ops.concatenate([r, z, h], axis=-1)
+
+        kernel, recurrent_kernel, bias = (
+            r_z_h(w.value) for w in (cell.kernel, cell.recurrent_kernel, cell.bias)
+        )
+        weights = [
+            ops.transpose(kernel),
+            ops.transpose(recurrent_kernel),
+            bias[0],
+            bias[1],
+        ]
+        return _torch_fused_rnn(self, sequences, initial_state, weights)
+
+
+# The course's three recurrent cells, as Keras implements them (fused kernels
+# where available). `state_count` is how many state tensors one direction
+# carries.
 CELLS = {
     "simple": (keras.layers.SimpleRNN, 1),
-    "lstm": (keras.layers.LSTM, 2),
-    "gru": (keras.layers.GRU, 1),
+    "lstm": (LSTM, 2),
+    "gru": (GRU, 1),
 }
 
 

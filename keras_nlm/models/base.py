@@ -1,7 +1,39 @@
 import keras
 import numpy as np
+from keras import ops
 
 from keras_nlm.validation import check_token_ids, guard_step
+
+
+@keras.saving.register_keras_serializable(package="keras_nlm")
+class SparseCategoricalCrossentropy(keras.losses.SparseCategoricalCrossentropy):
+    """Keras's loss, with the time axis of `(batch, time, classes)` logits
+    folded into the batch.
+
+    PyTorch's cross-entropy wants the classes on axis 1, so for 3-D logits
+    Keras's PyTorch backend moves them there, and the log-softmax then runs
+    over a strided view of a language model's largest tensor, copied forward
+    and backward. The same per-token losses come back, in the same shape.
+    """
+
+    def __init__(self, from_logits=False, ignore_class=None, **kwargs):
+        super().__init__(from_logits=from_logits, ignore_class=ignore_class, **kwargs)
+        self.ignore_class = ignore_class
+
+    def call(self, y_true, y_pred):
+        # With `ignore_class` Keras attaches the padding mask to the losses,
+        # which a reshape would drop. TensorFlow and JAX take the classes
+        # last and gain nothing (measured).
+        if (
+            keras.backend.backend() != "torch"
+            or self.ignore_class is not None
+            or len(y_pred.shape) != 3
+        ):
+            return super().call(y_true, y_pred)
+        losses = super().call(
+            ops.reshape(y_true, (-1,)), ops.reshape(y_pred, (-1, y_pred.shape[-1]))
+        )
+        return ops.reshape(losses, ops.shape(y_true))
 
 
 class Model(keras.Model):
@@ -109,7 +141,7 @@ class Model(keras.Model):
 
     def compile(self, optimizer="adam", loss="auto", **kwargs):
         if loss == "auto":
-            loss = keras.losses.SparseCategoricalCrossentropy(
+            loss = SparseCategoricalCrossentropy(
                 from_logits=True, ignore_class=self.ignored_label
             )
         super().compile(optimizer=optimizer, loss=loss, **kwargs)

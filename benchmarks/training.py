@@ -1,0 +1,286 @@
+"""Training speed of keras-nlm against the same models in native PyTorch.
+
+Tokens per second of SGD training (and of evaluation) on random token ids,
+for `RNNLM` (2 LSTM or GRU layers, vocabulary 10,000, state carried between
+batches as in `CarriedState`), `FixedWindowLM` (window 4, d=200, h=600) and a
+small `Seq2Seq`, each next to its equivalent written with `torch.nn` (same
+sizes, same optimizer, `torch.nn.LSTM`/`GRU`, CPU). keras-nlm runs on the
+current backend (`KERAS_BACKEND`); native PyTorch runs in the same process.
+Both get `--threads` threads (default: one per core, as TensorFlow and XLA
+take by default). On a machine busy with other work, use `--threads 1`: a
+PyTorch thread pool larger than the free cores spins, 10-20 times slower.
+
+Each measurement alternates the two, `--repeats` times (`--steps` batches
+each, after one warm-up run of each that compiles and builds): `ratio` is
+the median over repeats of keras tokens/s over native tokens/s of the run
+next to it, so that load from other processes hits both sides alike.
+
+    KERAS_BACKEND=torch .venv/bin/python benchmarks/training.py --json
+    KERAS_BACKEND=jax .venv/bin/python benchmarks/training.py --cell gru --configs small
+"""
+
+import argparse
+import json
+import os
+import resource
+import statistics
+import time
+
+import keras
+import numpy as np
+import torch
+
+from keras_nlm import models
+
+VOCABULARY_SIZE = 10_000
+LEARNING_RATE = 0.1
+# name: (hidden_dim = embedding_dim, batch size, unroll)
+CONFIGS = {"small": (200, 20, 20), "medium": (650, 64, 35)}
+WORKLOADS = ("train", "evaluate", "fixed_window", "seq2seq")
+
+
+def peak_rss_mb():
+    # ru_maxrss is in KiB on Linux.
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+class TorchRNNLM(torch.nn.Module):
+    def __init__(self, cell, vocabulary_size, hidden_dim):
+        super().__init__()
+        rnn = {"lstm": torch.nn.LSTM, "gru": torch.nn.GRU}[cell]
+        self.E = torch.nn.Embedding(vocabulary_size, hidden_dim)
+        self.rnn = rnn(hidden_dim, hidden_dim, num_layers=2, batch_first=True)
+        self.U = torch.nn.Linear(hidden_dim, vocabulary_size)
+
+    def forward(self, ids, state):
+        h, state = self.rnn(self.E(ids), state)
+        return self.U(h), state
+
+
+class TorchFixedWindowLM(torch.nn.Module):
+    def __init__(self, vocabulary_size, window_size, embedding_dim, hidden_dim):
+        super().__init__()
+        self.E = torch.nn.Embedding(vocabulary_size, embedding_dim)
+        self.W = torch.nn.Linear(window_size * embedding_dim, hidden_dim)
+        self.U = torch.nn.Linear(hidden_dim, vocabulary_size)
+
+    def forward(self, ids):
+        return self.U(torch.tanh(self.W(self.E(ids).flatten(1))))
+
+
+class TorchSeq2Seq(torch.nn.Module):
+    def __init__(self, cell, vocabulary_size, hidden_dim):
+        super().__init__()
+        rnn = {"lstm": torch.nn.LSTM, "gru": torch.nn.GRU}[cell]
+        self.E_source = torch.nn.Embedding(vocabulary_size, hidden_dim)
+        self.E_target = torch.nn.Embedding(vocabulary_size, hidden_dim)
+        self.encoder = rnn(hidden_dim, hidden_dim, num_layers=2, batch_first=True)
+        self.decoder = rnn(hidden_dim, hidden_dim, num_layers=2, batch_first=True)
+        self.U = torch.nn.Linear(hidden_dim, vocabulary_size)
+
+    def forward(self, source, target):
+        _, state = self.encoder(self.E_source(source))
+        h, _ = self.decoder(self.E_target(target), state)
+        return self.U(h)
+
+
+def detach(state):
+    return (
+        tuple(s.detach() for s in state) if isinstance(state, tuple) else state.detach()
+    )
+
+
+def torch_trainer(model, loss_of, batches):
+    """A function running one epoch of SGD over `batches`."""
+    optimizer = torch.optim.SGD(model.parameters(), lr=LEARNING_RATE)
+
+    def epoch():
+        model.train()
+        for batch in batches:
+            optimizer.zero_grad()
+            loss_of(*batch).backward()
+            optimizer.step()
+
+    return epoch
+
+
+def rnnlm(args, config, rng):
+    """(keras run, native run, tokens per run) for training or evaluating an RNNLM."""
+    h, b, t = CONFIGS[config]
+    v, steps = VOCABULARY_SIZE, args.steps
+    x = rng.integers(0, v, (steps * b, t))
+    y = rng.integers(0, v, (steps * b, t))
+    lm = models.RNNLM(v, cell=args.cell, num_layers=2, hidden_dim=h, embedding_dim=h)
+    model = models.CarriedState(lm, b)
+    model.compile(keras.optimizers.SGD(LEARNING_RATE))
+
+    native = TorchRNNLM(args.cell, v, h)
+    batches = [
+        (
+            torch.from_numpy(x[i * b : (i + 1) * b]),
+            torch.from_numpy(y[i * b : (i + 1) * b]),
+        )
+        for i in range(steps)
+    ]
+    state = [None]
+
+    def loss_of(ids, labels):
+        logits, state[0] = native(ids, state[0])
+        state[0] = detach(state[0])
+        return torch.nn.functional.cross_entropy(logits.flatten(0, 1), labels.flatten())
+
+    if args.workload == "train":
+        keras_run = lambda: model.fit(x, y, batch_size=b, verbose=0, shuffle=False)
+        native_run = torch_trainer(native, loss_of, batches)
+    else:
+        keras_run = lambda: model.evaluate(x, y, batch_size=b, verbose=0)
+
+        def native_run():
+            native.eval()
+            state[0] = None
+            with torch.no_grad():
+                for batch in batches:
+                    loss_of(*batch)
+
+    return keras_run, native_run, steps * b * t
+
+
+def fixed_window(args, config, rng):
+    v, window, d, h, b = VOCABULARY_SIZE, 4, 200, 600, 256
+    x = rng.integers(0, v, (args.steps * b, window))
+    y = rng.integers(0, v, (args.steps * b,))
+    model = models.FixedWindowLM(v, window, embedding_dim=d, hidden_dim=h)
+    model.compile(keras.optimizers.SGD(LEARNING_RATE))
+    native = TorchFixedWindowLM(v, window, d, h)
+    batches = [
+        (
+            torch.from_numpy(x[i * b : (i + 1) * b]),
+            torch.from_numpy(y[i * b : (i + 1) * b]),
+        )
+        for i in range(args.steps)
+    ]
+
+    def loss_of(ids, labels):
+        return torch.nn.functional.cross_entropy(native(ids), labels)
+
+    keras_run = lambda: model.fit(x, y, batch_size=b, verbose=0, shuffle=False)
+    return keras_run, torch_trainer(native, loss_of, batches), args.steps * b
+
+
+def seq2seq(args, config, rng):
+    h, b, t = CONFIGS[config]
+    v, steps = VOCABULARY_SIZE, args.steps
+    # No padding (ids from 1): every sequence is `t` tokens long.
+    source = rng.integers(1, v, (steps * b, t))
+    target = rng.integers(1, v, (steps * b, t + 1))
+    inputs = {"source": source, "target": target[:, :-1]}
+    model = models.Seq2Seq(
+        v, v, cell=args.cell, num_layers=2, hidden_dim=h, embedding_dim=h
+    )
+    model.compile(keras.optimizers.SGD(LEARNING_RATE))
+    native = TorchSeq2Seq(args.cell, v, h)
+    batches = [
+        tuple(torch.from_numpy(a[i * b : (i + 1) * b]) for a in (source, target))
+        for i in range(steps)
+    ]
+
+    def loss_of(source, target):
+        logits = native(source, target[:, :-1])
+        return torch.nn.functional.cross_entropy(
+            logits.flatten(0, 1), target[:, 1:].flatten(), ignore_index=0
+        )
+
+    keras_run = lambda: model.fit(
+        inputs, target[:, 1:], batch_size=b, verbose=0, shuffle=False
+    )
+    return keras_run, torch_trainer(native, loss_of, batches), steps * b * t
+
+
+def measure(args, config):
+    rng = np.random.default_rng(0)
+    make = {"fixed_window": fixed_window, "seq2seq": seq2seq}.get(args.workload, rnnlm)
+    keras_run, native_run, tokens = make(args, config, rng)
+    keras_run(), native_run()  # warm-up: tracing, compiling, building
+    keras_speed, native_speed = [], []
+    for _ in range(args.repeats):
+        for run, speeds in ((keras_run, keras_speed), (native_run, native_speed)):
+            start = time.perf_counter()
+            run()
+            speeds.append(tokens / (time.perf_counter() - start))
+    ratios = [k / n for k, n in zip(keras_speed, native_speed)]
+    return {
+        "workload": args.workload,
+        "config": config,
+        "keras_tokens_per_s": round(statistics.median(keras_speed), 1),
+        "native_tokens_per_s": round(statistics.median(native_speed), 1),
+        "ratio": round(statistics.median(ratios), 3),
+        "ratios": [round(r, 3) for r in ratios],
+        "peak_rss_mb": round(peak_rss_mb()),
+    }
+
+
+def set_threads(n):
+    torch.set_num_threads(n)
+    if keras.backend.backend() == "tensorflow":
+        import tensorflow as tf
+
+        tf.config.threading.set_intra_op_parallelism_threads(n)
+        tf.config.threading.set_inter_op_parallelism_threads(n)
+    if keras.backend.backend() == "jax" and n == 1:
+        # Read when JAX first computes, after this.
+        os.environ["XLA_FLAGS"] = (
+            os.environ.get("XLA_FLAGS", "")
+            + " --xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1"
+        )
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--json", action="store_true", help="print one JSON object")
+    parser.add_argument("--cell", choices=("lstm", "gru"), default="lstm")
+    parser.add_argument(
+        "--configs", default="small,medium", help="comma-separated: small, medium"
+    )
+    parser.add_argument(
+        "--workloads",
+        default=",".join(WORKLOADS),
+        help=f"comma-separated: {', '.join(WORKLOADS)} (the last two: small only)",
+    )
+    parser.add_argument("--steps", type=int, default=10, help="batches per run")
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--threads", type=int, default=os.cpu_count())
+    args = parser.parse_args()
+
+    set_threads(args.threads)
+    configs = args.configs.split(",")
+    runs = []
+    for workload in args.workloads.split(","):
+        args.workload = workload
+        for config in configs if workload in ("train", "evaluate") else ["small"]:
+            runs.append(measure(args, config))
+    result = {
+        "backend": keras.backend.backend(),
+        "cell": args.cell,
+        "threads": args.threads,
+        "steps": args.steps,
+        "repeats": args.repeats,
+        "runs": runs,
+        "peak_rss_mb": round(peak_rss_mb()),
+    }
+    if args.json:
+        print(json.dumps(result))
+        return
+    print(
+        f"keras-nlm on {result['backend']} / native PyTorch, {args.cell.upper()}, "
+        f"{args.threads} threads, median of {args.repeats} x {args.steps} steps"
+    )
+    for run in runs:
+        print(
+            f"  {run['workload']:>12} {run['config']:>6}: ratio {run['ratio']:5.2f}  "
+            f"({run['keras_tokens_per_s']:>9.0f} / {run['native_tokens_per_s']:>9.0f} "
+            f"tokens/s, peak RSS so far {run['peak_rss_mb']} MB)"
+        )
+
+
+if __name__ == "__main__":
+    main()
