@@ -225,7 +225,7 @@ def _holds_arrays(x):
     if isinstance(x, np.ndarray):
         return True
     return isinstance(x, (list, tuple)) and not any(
-        keras.ops.is_tensor(v) or isinstance(v, (dict, str)) for v in x
+        ops.is_tensor(v) or isinstance(v, (dict, str)) for v in x
     )
 
 
