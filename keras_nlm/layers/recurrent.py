@@ -16,9 +16,20 @@ def _fusable(layer, mask):
         and cell.activation in (keras.activations.tanh, ops.tanh)
         and cell.recurrent_activation in (keras.activations.sigmoid, ops.sigmoid)
         and getattr(cell, "reset_after", True)
-        # A mask that keeps every step changes nothing (a padded batch does).
-        and (mask is None or bool(ops.all(keras.tree.flatten(mask)[0])))
+        and _keeps_every_step(mask)
     )
+
+
+def _keeps_every_step(mask):
+    """A mask that keeps every step changes nothing (a padded batch does)."""
+    if mask is None:
+        return True
+    mask = keras.tree.flatten(mask)[0]
+    # Shape inference (Keras building a loaded model) runs on PyTorch's "meta"
+    # tensors, which hold no values: Keras's loop gives the shapes.
+    if str(getattr(mask, "device", "")) == "meta":
+        return False
+    return bool(ops.all(mask))
 
 
 def _torch_fused_rnn(layer, sequences, initial_state, weights):
