@@ -112,7 +112,10 @@ def rnnlm(args, config, rng):
     y = rng.integers(0, v, (steps * b, t))
     lm = models.RNNLM(v, cell=args.cell, num_layers=2, hidden_dim=h, embedding_dim=h)
     model = models.CarriedState(lm, b)
-    model.compile(keras.optimizers.SGD(LEARNING_RATE))
+    model.compile(
+        keras.optimizers.SGD(LEARNING_RATE),
+        steps_per_execution=args.steps_per_execution,
+    )
 
     native = TorchRNNLM(args.cell, v, h)
     batches = [
@@ -249,6 +252,9 @@ def main():
     parser.add_argument("--steps", type=int, default=10, help="batches per run")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--threads", type=int, default=os.cpu_count())
+    parser.add_argument(
+        "--steps-per-execution", type=int, default=1, help="RNNLM's, see compile()"
+    )
     args = parser.parse_args()
 
     set_threads(args.threads)

@@ -56,16 +56,17 @@ class CarriedState(Model):
         return self.language_model.vocabulary_size
 
     def check_inputs(self, inputs):
-        inputs = self.language_model.check_inputs(inputs)
+        # Not the batch size: `fit`, `evaluate` and `predict` check all the
+        # batches of in-memory data at once.
+        return self.language_model.check_inputs(inputs)
+
+    def call(self, inputs, training=None):
+        inputs = self.check_inputs(inputs)
         if inputs.shape[0] is not None and inputs.shape[0] != self.batch_size:
             raise ValueError(
                 f"`inputs` must have batch_size={self.batch_size} rows (the "
                 f"streams whose state is carried); got shape {tuple(inputs.shape)}."
             )
-        return inputs
-
-    def call(self, inputs, training=None):
-        inputs = self.check_inputs(inputs)
         # A copy: on PyTorch the assignment below is in place, and autograd
         # still needs the values this batch started from.
         values = iter([ops.copy(v) for v in self.state])

@@ -2,7 +2,7 @@ import keras
 import numpy as np
 import pytest
 
-from keras_nlm.models import RNNLM
+from keras_nlm.models import CarriedState, RNNLM
 
 
 def _numpy(x):
@@ -80,3 +80,17 @@ def test_bad_input_names_the_argument():
         RNNLM(10, cell="transformer")
     with pytest.raises(ValueError, match="`dropout`"):
         RNNLM(10, dropout=-0.1)
+
+
+def test_carried_state_fits_arrays_of_many_batches():
+    # `fit` checks the whole arrays up front; only each batch must have
+    # `batch_size` rows.
+    ids = np.random.randint(0, 10, (12, 5))
+    model = CarriedState(RNNLM(10, hidden_dim=4, embedding_dim=4), batch_size=4)
+    model.compile()
+    model.fit(ids, ids, batch_size=4, verbose=0)
+    model.evaluate(ids, ids, batch_size=4, verbose=0)
+    with pytest.raises(ValueError, match="batch_size=4 rows"):
+        model(ids[:3])
+    with pytest.raises(ValueError, match=r"token id 10, outside"):
+        model.fit(ids, np.full_like(ids, 10), batch_size=4, verbose=0)
