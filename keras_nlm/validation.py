@@ -9,6 +9,7 @@ turns the backend's wrapper exception back into that `ValueError`.
 """
 
 import functools
+import itertools
 import numbers
 import types
 
@@ -185,7 +186,7 @@ def check_token_tensor(ids, vocabulary_size, argument, dimensions):
     return check_token_ids(ids, vocabulary_size, argument)
 
 
-def guard_step(step, check_batch, restore_variables):
+def guard_step(step, check_batch, restore_variables, steps_per_execution=1):
     """Wraps a Keras train/test/predict step function for bad token ids.
 
     On JAX, each batch is checked by `check_batch(x, y)` while still concrete,
@@ -194,6 +195,8 @@ def guard_step(step, check_batch, restore_variables):
     the weights while it runs, `restore_variables(state)` puts them back when a
     batch is refused. On TensorFlow the check runs inside the graph, and the
     backend's wrapper exception is turned back into the check's `ValueError`.
+    With `steps_per_execution`, the JAX step runs that many batches; all are
+    checked before the first runs, as the restored state is the one before it.
     """
     if getattr(step, "_keras_nlm_guarded", False):
         return step
@@ -202,12 +205,12 @@ def guard_step(step, check_batch, restore_variables):
     def guarded(*args):
         _state.error = None
         jax = keras.backend.backend() == "jax"
-        if jax:
-            state, batches = args
-            args = (state, _checked(batches, check_batch))
-            _state.prechecked = True
         _state.in_step = True
         try:
+            if jax:
+                state, batches = args
+                args = (state, _checked(batches, check_batch, steps_per_execution))
+                _state.prechecked = True
             return step(*args)
         except Exception as backend_error:
             error, _state.error = _state.error, None
@@ -224,11 +227,12 @@ def guard_step(step, check_batch, restore_variables):
     return guarded
 
 
-def _checked(batches, check_batch):
+def _checked(batches, check_batch, steps):
+    batches = list(itertools.islice(batches, steps))
     for batch in batches:
         x, y, _ = keras.utils.unpack_x_y_sample_weight(batch)
         check_batch(x, y)
-        yield batch
+    return iter(batches)
 
 
 def supports_jit_on_backend():

@@ -165,14 +165,20 @@ class Model(keras.Model):
     def make_train_function(self, force=False):
         super().make_train_function(force)
         self.train_function = guard_step(
-            self.train_function, self._check_batch, self._variable_restorer("train")
+            self.train_function,
+            self._check_batch,
+            self._variable_restorer("train"),
+            self.steps_per_execution,
         )
         return self.train_function
 
     def make_test_function(self, force=False):
         super().make_test_function(force)
         self.test_function = guard_step(
-            self.test_function, self._check_batch, self._variable_restorer("test")
+            self.test_function,
+            self._check_batch,
+            self._variable_restorer("test"),
+            self.steps_per_execution,
         )
         return self.test_function
 
@@ -182,6 +188,7 @@ class Model(keras.Model):
             self.predict_function,
             self._check_batch,
             self._variable_restorer("predict"),
+            self.steps_per_execution,
         )
         return self.predict_function
 

@@ -94,3 +94,30 @@ def test_carried_state_fits_arrays_of_many_batches():
         model(ids[:3])
     with pytest.raises(ValueError, match=r"token id 10, outside"):
         model.fit(ids, np.full_like(ids, 10), batch_size=4, verbose=0)
+
+
+@pytest.mark.skipif(
+    keras.backend.backend() == "torch", reason="Keras's PyTorch trainer runs one step"
+)
+def test_steps_per_execution_refuses_a_bad_batch_and_trains_on():
+    # On JAX the refused batch's group is checked before its first step, so
+    # the weights put back are the ones the group started from.
+    class Batches(keras.utils.PyDataset):
+        def __init__(self, bad):
+            super().__init__()
+            self.bad = bad
+
+        def __len__(self):
+            return 8
+
+        def __getitem__(self, i):
+            x = np.random.randint(0, 10, (4, 5))
+            y = x.copy()
+            y[1, 2] = 10 if self.bad and i == 5 else y[1, 2]
+            return x, y
+
+    model = CarriedState(RNNLM(10, hidden_dim=4, embedding_dim=4), batch_size=4)
+    model.compile(steps_per_execution=4)
+    with pytest.raises(ValueError, match=r"`y` holds token id 10, outside"):
+        model.fit(Batches(bad=True), verbose=0)
+    model.fit(Batches(bad=False), verbose=0)
