@@ -272,9 +272,20 @@ def model_card(name, metadata):
         "",
         f"Recipe `{recipe['name']}` version {recipe['version']}: optimizer "
         f"{recipe['optimizer']}, learning rate {recipe['learning_rate']}, "
-        f"gradient norm clipped at {recipe['global_clipnorm']}, batch "
-        f"{recipe['batch_size']}, {recipe['epochs']} epochs, seed {recipe['seed']}. "
-        f"Trained under the {metadata['backend']} backend on {metadata['hardware']}"
+        + (
+            f"gradient norm clipped at {recipe['global_clipnorm']}, "
+            if recipe.get("global_clipnorm") is not None
+            else ""
+        )
+        + f"batch {recipe['batch_size']}, {recipe['epochs']} epochs, seed "
+        f"{recipe['seed']}"
+        + (
+            f"; the weights are those of epoch {metadata['best_epoch']}, the best "
+            "on validation. "
+            if metadata.get("best_epoch")
+            else ". "
+        )
+        + f"Trained under the {metadata['backend']} backend on {metadata['hardware']}"
         + (f" in {seconds / 60:.0f} minutes." if seconds else "."),
         "",
         "## Results",
