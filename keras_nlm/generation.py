@@ -29,8 +29,8 @@ _named_samplers = {}
 SAMPLER_NAMES = ("greedy", "top_k", "top_p", "random", "beam")
 
 
-def _pad(sequences, argument, length=None):
-    """Token-id lists → `(ids, given)`: a `(batch, length)` int32 array padded
+def _pad(sequences, argument):
+    """Token-id lists → `(ids, given)`: a `(batch, longest)` int64 array padded
     with 0, and where it holds given tokens."""
     if not isinstance(sequences, (list, tuple, np.ndarray)):
         sequences = [sequences]  # refused below, with the message that says why
@@ -55,7 +55,7 @@ def _pad(sequences, argument, length=None):
             f"`{argument}` must hold at least one sequence, each of at least one "
             "token id."
         )
-    length = length or max(map(len, rows))
+    length = max(map(len, rows))
     # int64 until the ids are checked: int32 could not hold a bad one.
     ids = np.zeros((len(rows), length), "int64")
     given = np.zeros((len(rows), length), bool)
@@ -66,14 +66,15 @@ def _pad(sequences, argument, length=None):
 
 
 def _prompt_buffer(prompts, max_length):
-    longest = _pad(prompts, "prompts")[0].shape[1]
+    ids, given = _pad(prompts, "prompts")
+    longest = ids.shape[1]
     if longest >= max_length:
         raise ValueError(
             f"`max_length` ({max_length}) must exceed the longest prompt "
             f"({longest} tokens): it counts the prompt and the generated tokens."
         )
-    buffer, given = _pad(prompts, "prompts", max_length)
-    return buffer, given, min(map(len, prompts))
+    room = ((0, 0), (0, max_length - longest))
+    return np.pad(ids, room), np.pad(given, room), int(given.sum(axis=1).min())
 
 
 def _get_sampler(sampler, vocabulary_size):

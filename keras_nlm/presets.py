@@ -127,6 +127,24 @@ def write_manifest(directory):
     _write_text(directory / MANIFEST_FILE, "\n".join(lines) + "\n")
 
 
+def read_manifest(manifest):
+    """`{file: sha256}` from a `SHA256SUMS` file; raises `ValueError` naming it
+    at a line that is not `<sha256>  <file>`."""
+    try:
+        lines = pathlib.Path(manifest).read_text("utf-8").splitlines()
+    except UnicodeDecodeError as error:
+        raise ValueError(f"{manifest} is not a text manifest ({error}).") from None
+    expected = {}
+    for number, line in enumerate(lines, 1):
+        digest, separator, name = line.partition("  ")
+        if not separator or len(digest) != 64 or digest.strip("0123456789abcdef"):
+            raise ValueError(
+                f"{manifest}, line {number}: expected '<sha256>  <file>'; got {line!r}."
+            )
+        expected[name] = digest
+    return expected
+
+
 def verify(name_or_directory):
     """Raises `ValueError` unless every file of the preset matches its
     `SHA256SUMS` and the manifest lists them all; returns the directory."""
@@ -138,14 +156,7 @@ def verify(name_or_directory):
             "verified. `keras_nlm.presets.save_preset` writes one; for a preset "
             f"you trust, `keras_nlm.presets.write_manifest({str(directory)!r})`."
         )
-    expected = {}
-    for number, line in enumerate(manifest.read_text("utf-8").splitlines(), 1):
-        digest, separator, name = line.partition("  ")
-        if not separator or len(digest) != 64 or digest.strip("0123456789abcdef"):
-            raise ValueError(
-                f"{manifest}, line {number}: expected '<sha256>  <file>'; got {line!r}."
-            )
-        expected[name] = digest
+    expected = read_manifest(manifest)
     files = _hashed_files(directory)
     missing = sorted(set(expected) - set(files))
     unlisted = sorted(set(files) - set(expected))

@@ -176,14 +176,6 @@ def _in_latest(name):
     return lambda d: d / _latest(d)["folder"] / name
 
 
-def _rewrite_checkpoint_manifest(folder):
-    lines = [
-        f"{presets.sha256_of(folder / name)}  {name}"
-        for name in ("model.weights.h5", "non_trainable.npz")
-    ]
-    (folder / "SHA256SUMS").write_text("\n".join(lines) + "\n")
-
-
 def _pickled_non_trainable(directory, marker):
     folder = directory / _latest(directory)["folder"]
 
@@ -196,7 +188,7 @@ def _pickled_non_trainable(directory, marker):
     arrays = [np.array([Unpickled()], dtype=object)] * count
     np.savez(folder / "non_trainable.npz", *arrays)
     marker.unlink(missing_ok=True)
-    _rewrite_checkpoint_manifest(folder)
+    presets.write_manifest(folder)
 
 
 CHECKPOINT_DAMAGE = {
@@ -227,7 +219,7 @@ CHECKPOINT_DAMAGE = {
     "truncated_weights_behind_a_rewritten_manifest": (
         lambda d, m: (
             _truncate(_in_latest("model.weights.h5")(d)),
-            _rewrite_checkpoint_manifest(d / _latest(d)["folder"]),
+            presets.write_manifest(d / _latest(d)["folder"]),
         ),
         "Cannot resume from checkpoint file .*model.weights.h5",
     ),

@@ -32,13 +32,16 @@ def _keeps_every_step(mask):
     return bool(ops.all(mask))
 
 
-def _torch_fused_rnn(layer, sequences, initial_state, weights):
-    """Runs `torch.lstm` / `torch.gru` (one layer, batch first) with `weights`,
-    the `[W_ih, W_hh, b_ih, b_hh]` in PyTorch's layout; returns what Keras's
-    `inner_loop` does: `(last_output, outputs, states)`."""
+def _torch_fused_rnn(layer, sequences, initial_state, kernel, recurrent_kernel, biases):
+    """Runs `torch.lstm` / `torch.gru` (one layer, batch first) with Keras's
+    `kernel` and `recurrent_kernel` (gates in PyTorch's order) and `biases`,
+    PyTorch's `(b_ih, b_hh)`; returns what Keras's `inner_loop` does:
+    `(last_output, outputs, states)`."""
     import torch
 
-    kernel_dtype = weights[0].dtype
+    # PyTorch's weights are Keras's transposed: (gates, inputs).
+    weights = [ops.transpose(kernel), ops.transpose(recurrent_kernel), *biases]
+    kernel_dtype = kernel.dtype
     sequences = ops.cast(sequences, kernel_dtype)
     if layer.go_backwards:
         sequences = ops.flip(sequences, axis=1)
@@ -75,18 +78,15 @@ class LSTM(keras.layers.LSTM):
         # Keras's gates (i, f, c, o) are PyTorch's (i, f, g, o), in the same
         # order; Keras's one bias serves as b_ih, with b_hh = 0.
         cell = self.cell
-        kernel, recurrent_kernel, bias = (
+        bias = cell.bias.value
+        return _torch_fused_rnn(
+            self,
+            sequences,
+            initial_state,
             cell.kernel.value,
             cell.recurrent_kernel.value,
-            cell.bias.value,
+            (bias, ops.zeros_like(bias)),
         )
-        weights = [
-            ops.transpose(kernel),
-            ops.transpose(recurrent_kernel),
-            bias,
-            ops.zeros_like(bias),
-        ]
-        return _torch_fused_rnn(self, sequences, initial_state, weights)
 
 
 @keras.saving.register_keras_serializable(package="keras_nlm")
@@ -109,13 +109,9 @@ class GRU(keras.layers.GRU):
         kernel, recurrent_kernel, bias = (
             r_z_h(w.value) for w in (cell.kernel, cell.recurrent_kernel, cell.bias)
         )
-        weights = [
-            ops.transpose(kernel),
-            ops.transpose(recurrent_kernel),
-            bias[0],
-            bias[1],
-        ]
-        return _torch_fused_rnn(self, sequences, initial_state, weights)
+        return _torch_fused_rnn(
+            self, sequences, initial_state, kernel, recurrent_kernel, (bias[0], bias[1])
+        )
 
 
 # The course's three recurrent cells, as Keras implements them (fused kernels

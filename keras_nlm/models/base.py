@@ -162,34 +162,27 @@ class Model(keras.Model):
         """
         raise NotImplementedError
 
-    def make_train_function(self, force=False):
-        super().make_train_function(force)
-        self.train_function = guard_step(
-            self.train_function,
+    def _guard(self, step, kind):
+        return guard_step(
+            step,
             self._check_batch,
-            self._variable_restorer("train"),
+            self._variable_restorer(kind),
             self.steps_per_execution,
         )
+
+    def make_train_function(self, force=False):
+        super().make_train_function(force)
+        self.train_function = self._guard(self.train_function, "train")
         return self.train_function
 
     def make_test_function(self, force=False):
         super().make_test_function(force)
-        self.test_function = guard_step(
-            self.test_function,
-            self._check_batch,
-            self._variable_restorer("test"),
-            self.steps_per_execution,
-        )
+        self.test_function = self._guard(self.test_function, "test")
         return self.test_function
 
     def make_predict_function(self, force=False):
         super().make_predict_function(force)
-        self.predict_function = guard_step(
-            self.predict_function,
-            self._check_batch,
-            self._variable_restorer("predict"),
-            self.steps_per_execution,
-        )
+        self.predict_function = self._guard(self.predict_function, "predict")
         return self.predict_function
 
     def _variable_restorer(self, step):

@@ -229,12 +229,14 @@ class Tokenizer:
         return self.join(tokens)
 
     def save_assets(self, dir_path):
+        # Presets write each file then rename it: a reader never sees half.
+        from keras_nlm.presets import _write_text
+
         self._check_vocabulary()
-        # Write then rename, so that a reader never sees half a vocabulary.
-        path = os.path.join(dir_path, VOCABULARY_FILE)
-        with open(f"{path}.partial", "w", encoding="utf-8") as file:
-            json.dump(self._vocabulary, file, ensure_ascii=False, indent=0)
-        os.replace(f"{path}.partial", path)
+        _write_text(
+            os.path.join(dir_path, VOCABULARY_FILE),
+            json.dumps(self._vocabulary, ensure_ascii=False, indent=0),
+        )
 
     def load_assets(self, dir_path):
         path = os.path.join(dir_path, VOCABULARY_FILE)

@@ -7,12 +7,12 @@ import time
 import keras
 import numpy as np
 
+from keras_nlm import presets
 from keras_nlm.datasets.registry import sha256_of
 
 _POINTER = "latest.json"
 _WEIGHTS = "model.weights.h5"
 _NON_TRAINABLE = "non_trainable.npz"
-_MANIFEST = "SHA256SUMS"
 
 
 def _folder(epoch):
@@ -26,7 +26,7 @@ class TrainingDiverged(FloatingPointError):
 def _verify_folder(folder):
     """Raises `ValueError`, naming the file, unless the checkpoint `folder` is
     whole: its files match the sha256 that were written with them."""
-    manifest = os.path.join(folder, _MANIFEST)
+    manifest = os.path.join(folder, presets.MANIFEST_FILE)
     if not os.path.isdir(folder):
         raise ValueError(f"Checkpoint folder {folder} is missing.")
     if not os.path.exists(manifest):
@@ -37,11 +37,7 @@ def _verify_folder(folder):
                     f"Checkpoint file {os.path.join(folder, name)} is missing."
                 )
         return
-    expected = {}
-    with open(manifest, encoding="utf-8", errors="replace") as file:
-        for line in file.read().splitlines():
-            digest, _, name = line.partition("  ")
-            expected[name] = digest
+    expected = presets.read_manifest(manifest)
     for name in (_WEIGHTS, _NON_TRAINABLE):
         path = os.path.join(folder, name)
         if not os.path.exists(path):
@@ -217,10 +213,7 @@ class EpochCheckpoint(keras.callbacks.Callback):
             ],
         )
         self._pause()
-        with open(os.path.join(partial, _MANIFEST), "w", encoding="utf-8") as file:
-            for file_name in (_WEIGHTS, _NON_TRAINABLE):
-                digest = sha256_of(os.path.join(partial, file_name))
-                file.write(f"{digest}  {file_name}\n")
+        presets.write_manifest(partial)
         self._pause()
         shutil.rmtree(folder, ignore_errors=True)
         os.replace(partial, folder)
