@@ -242,16 +242,16 @@ def generate(
         # their tokens): one compiled loop then serves prompts of any length,
         # where a call reading them beforehand would compile for each length.
         cache = model.rnn.initial_state(batch)
-        index = 1
+        index = context = 1
 
         def next(prompt, cache, index):
-            token = ops.slice(prompt, [0, index - 1], [ops.shape(prompt)[0], 1])
-            logits, cache = model(token, initial_state=cache, return_state=True)
-            return logits[:, 0], None, cache
+            token = ops.take(prompt, index - 1, axis=1)
+            logits, cache = model.step(token, cache)
+            return logits, None, cache
 
     elif isinstance(model, FixedWindowLM):
         check_token_ids(np.array([start_id]), model.vocabulary_size, "start_id")
-        window = model.window_size
+        window = context = model.window_size
         # `start_id` fills the window before the prompt's first token.
         buffer = np.concatenate(
             [np.full((batch, window), start_id, "int32"), buffer], 1
@@ -272,7 +272,7 @@ def generate(
         )
     if not model.built:
         # Weights must exist before the sampling loop is traced.
-        next(ops.convert_to_tensor(buffer), cache, index)
+        model(buffer[:, :context])
     tokens = _sample(model, sampler, next, buffer, mask, index, stop_token_ids, cache)
     if isinstance(model, FixedWindowLM):
         tokens = tokens[:, model.window_size :]

@@ -24,9 +24,10 @@ def _greedy_by_full_recompute(model, prompt, max_length, start_id=0):
     [
         models.RNNLM(15, cell="lstm", num_layers=2, hidden_dim=8, embedding_dim=6),
         models.RNNLM(15, cell="simple", num_layers=1, hidden_dim=8, embedding_dim=6),
+        models.RNNLM(15, cell="gru", hidden_dim=8, embedding_dim=8, tie_weights=True),
         models.FixedWindowLM(15, window_size=3, embedding_dim=4, hidden_dim=8),
     ],
-    ids=["lstm", "simple", "fixed_window"],
+    ids=["lstm", "simple", "gru_tied", "fixed_window"],
 )
 def test_greedy_steps_equal_recomputing_the_prefix(model):
     prompts = [[3, 4, 5], [7], [1, 2]]
@@ -111,7 +112,7 @@ def _count_calls(monkeypatch, model, method):
 def test_same_shapes_reuse_the_compiled_loop(monkeypatch):
     lm = models.RNNLM(15, num_layers=1, hidden_dim=8, embedding_dim=6)
     lm.generate([[4, 5], [6]], max_length=8, sampler="top_k")
-    calls = _count_calls(monkeypatch, lm, "call")
+    calls = _count_calls(monkeypatch, lm, "step")
     # Other ids and prompt lengths, same shape: no tracing.
     lm.generate([[7], [8, 9, 10]], max_length=8, sampler="top_k")
     assert calls == []

@@ -212,11 +212,8 @@ class RecurrentStack(keras.layers.Layer):
     def call(
         self, inputs, initial_state=None, mask=None, training=None, return_state=False
     ):
-        if initial_state is not None and len(initial_state) != self.num_layers:
-            raise ValueError(
-                f"`initial_state` must hold one list of states per layer "
-                f"(num_layers={self.num_layers}); got {len(initial_state)}."
-            )
+        if initial_state is not None:
+            self._check_states(initial_state, "initial_state")
         x, states = inputs, []
         for i, layer in enumerate(self.recurrent_layers):
             if i > 0:
@@ -229,6 +226,31 @@ class RecurrentStack(keras.layers.Layer):
             )
             states.append(layer_states)
         return (x, states) if return_state else x
+
+    def step(self, inputs, states):
+        """One time step at inference, `(batch, features)` → `(h, states)`:
+        each layer's Keras cell called directly. Generation takes one step per
+        token, eagerly on PyTorch, where Keras's bookkeeping around each
+        layer call (masks, structures, shapes) costs more than the step's
+        arithmetic; the cell's `call` holds all of the step's math."""
+        if self.bidirectional:
+            raise ValueError(
+                "`step` reads one token at a time, forwards; a bidirectional "
+                "stack needs the whole sequence."
+            )
+        self._check_states(states, "states")
+        x, new_states = inputs, []
+        for layer, state in zip(self.recurrent_layers, states):
+            x, state = layer.cell.call(x, list(state), training=False)
+            new_states.append(list(state))
+        return x, new_states
+
+    def _check_states(self, states, argument):
+        if len(states) != self.num_layers:
+            raise ValueError(
+                f"`{argument}` must hold one list of states per layer "
+                f"(num_layers={self.num_layers}); got {len(states)}."
+            )
 
     def initial_state(self, batch_size):
         """Zero states, in the structure that `initial_state=` takes."""

@@ -72,6 +72,12 @@ def test_bad_arguments_name_themselves():
     stack = RecurrentStack(num_layers=2, hidden_dim=3)
     with pytest.raises(ValueError, match="one list of states per layer"):
         stack(np.zeros((1, 2, 3), "float32"), initial_state=[[np.zeros((1, 3))] * 2])
+    with pytest.raises(ValueError, match="`states` must hold one list of states"):
+        stack.step(np.zeros((1, 3), "float32"), stack.initial_state(1)[:1])
+    bidirectional = RecurrentStack(hidden_dim=3, bidirectional=True)
+    bidirectional(np.zeros((1, 2, 3), "float32"))
+    with pytest.raises(ValueError, match="bidirectional"):
+        bidirectional.step(np.zeros((1, 3), "float32"), bidirectional.initial_state(1))
 
 
 def test_serializes():

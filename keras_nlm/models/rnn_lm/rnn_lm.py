@@ -99,6 +99,16 @@ class RNNLM(LanguageModel):
         z = self.embedding(h, reverse=True) if self.tie_weights else self.U(h)
         return (z, states) if return_state else z
 
+    def step(self, token_ids, states):
+        """The next-token logits for one token per sequence, at inference:
+        `(batch,)` ids and the states of the previous step → `(logits, states)`,
+        `(batch, v)` logits. The same as `call` on one time step without
+        dropout, calling the layers' own `call`s (see `RecurrentStack.step`)."""
+        a = self.embedding.call(token_ids)
+        h, states = self.rnn.step(a, states)
+        z = self.embedding.call(h, reverse=True) if self.tie_weights else self.U.call(h)
+        return z, states
+
     def get_config(self):
         config = super().get_config()
         config.update(

@@ -34,6 +34,29 @@ def test_one_token_at_a_time_equals_one_pass():
     np.testing.assert_allclose(np.concatenate(steps, axis=1), whole, atol=1e-5)
 
 
+@pytest.mark.parametrize(
+    "cell, tie_weights",
+    [("lstm", False), ("gru", True), ("simple", False)],
+)
+def test_step_equals_one_pass(cell, tie_weights):
+    model = RNNLM(
+        40,
+        cell=cell,
+        num_layers=2,
+        hidden_dim=8,
+        embedding_dim=8,
+        dropout=0.3,
+        tie_weights=tie_weights,
+    )
+    ids = np.random.randint(0, 40, (3, 5))
+    whole = _numpy(model(ids))
+    states, steps = model.rnn.initial_state(3), []
+    for t in range(ids.shape[1]):
+        logits, states = model.step(keras.ops.convert_to_tensor(ids[:, t]), states)
+        steps.append(_numpy(logits))
+    np.testing.assert_allclose(np.stack(steps, axis=1), whole, atol=1e-5)
+
+
 def test_tied_weights_share_E_as_the_output_matrix():
     model = RNNLM(30, hidden_dim=8, embedding_dim=8, tie_weights=True)
     ids = np.random.randint(0, 30, (2, 5))
