@@ -14,6 +14,7 @@ other load), and `ratio` is keras tokens/s over native tokens/s.
 """
 
 import argparse
+import functools
 import json
 import os
 import time
@@ -66,10 +67,12 @@ def main():
         prompts = rng.integers(0, v, (batch, PROMPT_LENGTH))
         native_prompts = torch.from_numpy(prompts)
         for generated in (16, 256):
-            keras_run = lambda: model.generate(
-                prompts.tolist(), PROMPT_LENGTH + generated
+            keras_run = functools.partial(
+                model.generate, prompts.tolist(), PROMPT_LENGTH + generated
             )
-            native_run = lambda: native_generate(native, native_prompts, generated)
+            native_run = functools.partial(
+                native_generate, native, native_prompts, generated
+            )
             keras_run(), native_run()  # warm-up: tracing, building
             keras_times, native_times = [], []
             for _ in range(args.repeats):
