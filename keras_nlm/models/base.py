@@ -7,13 +7,13 @@ from keras_nlm.validation import check_token_ids, guard_step
 
 @keras.saving.register_keras_serializable(package="keras_nlm")
 class SparseCategoricalCrossentropy(keras.losses.SparseCategoricalCrossentropy):
-    """Keras's loss, with the time axis of `(batch, time, classes)` logits
-    folded into the batch.
+    """Keras's loss, computed without copies of the logits.
 
     PyTorch's cross-entropy wants the classes on axis 1, so for 3-D logits
     Keras's PyTorch backend moves them there, and the log-softmax then runs
     over a strided view of a language model's largest tensor, copied forward
-    and backward. The same per-token losses come back, in the same shape.
+    and backward: here time is folded into the batch instead. On JAX, see
+    `call`. The same per-token losses come back, in the same shape.
     """
 
     def __init__(self, from_logits=False, ignore_class=None, **kwargs):
@@ -22,18 +22,25 @@ class SparseCategoricalCrossentropy(keras.losses.SparseCategoricalCrossentropy):
 
     def call(self, y_true, y_pred):
         # With `ignore_class` Keras attaches the padding mask to the losses,
-        # which a reshape would drop. TensorFlow and JAX take the classes
-        # last and gain nothing (measured).
-        if (
-            keras.backend.backend() != "torch"
-            or self.ignore_class is not None
-            or len(y_pred.shape) != 3
-        ):
+        # which these shortcuts would drop. TensorFlow has a fused kernel.
+        backend = keras.backend.backend()
+        if self.ignore_class is not None or len(y_true.shape) != len(y_pred.shape) - 1:
             return super().call(y_true, y_pred)
-        losses = super().call(
-            ops.reshape(y_true, (-1,)), ops.reshape(y_pred, (-1, y_pred.shape[-1]))
-        )
-        return ops.reshape(losses, ops.shape(y_true))
+        if backend == "jax" and self.from_logits:
+            # Keras's JAX backend multiplies the log-probabilities by one-hot
+            # labels, another tensor of the logits' size forward and backward;
+            # picking each label's log-probability gives the same numbers
+            # (small LSTM LM training: 0.72-0.77 of native PyTorch -> 0.84).
+            labels = ops.expand_dims(ops.cast(y_true, "int32"), -1)
+            log_p = ops.log_softmax(y_pred, axis=-1)
+            return -ops.squeeze(ops.take_along_axis(log_p, labels, axis=-1), -1)
+        if backend == "torch" and len(y_pred.shape) == 3:
+            losses = super().call(
+                ops.reshape(y_true, (-1,)),
+                ops.reshape(y_pred, (-1, y_pred.shape[-1])),
+            )
+            return ops.reshape(losses, ops.shape(y_true))
+        return super().call(y_true, y_pred)
 
 
 class Model(keras.Model):
