@@ -24,10 +24,13 @@ def _greedy_by_full_recompute(model, prompt, max_length, start_id=0):
     [
         models.RNNLM(15, cell="lstm", num_layers=2, hidden_dim=8, embedding_dim=6),
         models.RNNLM(15, cell="simple", num_layers=1, hidden_dim=8, embedding_dim=6),
-        models.RNNLM(15, cell="gru", hidden_dim=8, embedding_dim=8, tie_weights=True),
+        # Untied: tied output weights start so small that near-equal logits
+        # make greedy choices hang on rounding (`RNNLM.step` with tied weights
+        # is checked against `call` to a tolerance in rnn_lm_test.py).
+        models.RNNLM(15, cell="gru", num_layers=1, hidden_dim=8, embedding_dim=6),
         models.FixedWindowLM(15, window_size=3, embedding_dim=4, hidden_dim=8),
     ],
-    ids=["lstm", "simple", "gru_tied", "fixed_window"],
+    ids=["lstm", "simple", "gru", "fixed_window"],
 )
 def test_greedy_steps_equal_recomputing_the_prefix(model):
     prompts = [[3, 4, 5], [7], [1, 2]]
