@@ -26,6 +26,8 @@ def test_published_numbers_meet_the_target_on_every_backend(name):
     assert headline(name, metadata)[2] == values[0]
     card = (presets.ZOO / name / presets.CARD_FILE).read_text(encoding="utf-8")
     assert f"keras-nlm train {metadata['recipe']['name']}" in card
+    if metric == "bleu":  # the card says how BLEU was computed
+        assert metadata["metrics"][split]["signature"] in card
 
 
 @pytest.mark.parametrize("name", ZOO)

@@ -296,6 +296,17 @@ def model_card(name, metadata):
     ]
     for m in metrics:
         lines += [f"**{m}**", "", _table(metadata, m), ""]
+    if "bleu" in metrics:
+        signature = metadata["metrics"]["test"]["signature"]
+        lines += [
+            "BLEU of greedy translations (at most 50 tokens), sacrebleu's corpus "
+            f"BLEU (`{signature}`) on the target tokenizer's "
+            + ("lowercased " if recipe["tokenizer"].get("lowercase") else "")
+            + "tokens, "
+            "with the references split the same way, as pytorch-seq2seq's BLEU "
+            "is computed on its tokens.",
+            "",
+        ]
     if "baseline" in metadata:
         baseline = metadata["baseline"]
         lines += [
