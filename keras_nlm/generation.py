@@ -171,13 +171,14 @@ def _sample(
 ):
     """Runs `sampler` with `next` from `index` on, from the cache `start(inputs)`
     (or `inputs` without `start`), both computed in one function compiled at
-    the first call of each model, sampler and stop ids. `next` and `start`
-    must depend on nothing but the model: later calls reuse the first ones."""
+    the first call of each model, sampler, stop ids and use of `start`. `next`
+    and `start` must depend on nothing but the model: later calls reuse the
+    first ones."""
     stop_token_ids = tuple(stop_token_ids) if stop_token_ids else None
     # Set in `__dict__`, out of Keras's and TensorFlow's attribute tracking,
     # which would otherwise save the compiled loops with the model.
     compiled = model.__dict__.setdefault("_keras_nlm_samplers", {})
-    key = (sampler, stop_token_ids)
+    key = (sampler, stop_token_ids, start is None)
     if key not in compiled:
         compiled[key] = _compile(model, sampler, next, start, stop_token_ids)
     # The prompts and delimiters were checked on entry and the sampler only
@@ -237,12 +238,24 @@ def generate(
         stop_token_ids = stop.tolist()
     batch = buffer.shape[0]
 
+    start = None
     if isinstance(model, RNNLM):
-        # The loop reads the prompts too, from their first token (keeping
-        # their tokens): one compiled loop then serves prompts of any length,
-        # where a call reading them beforehand would compile for each length.
+        # The recurrence reads the first `read` tokens, which every prompt
+        # has, in one pass and without the output layer, whose logits would
+        # be thrown away; the loop reads the rest of the prompts token by
+        # token (keeping their tokens), then generates. JAX compiles for each
+        # `read`: a power of two keeps that to a few lengths.
+        read = index - 1
+        if read and keras.backend.backend() == "jax":
+            read = 2 ** (read.bit_length() - 1)
         cache = model.rnn.initial_state(batch)
-        index = context = 1
+        index, context = read + 1, 1
+        if read:
+            cache = buffer[:, :read]
+
+            def start(prefix):
+                a = model.embedding(prefix)
+                return model.rnn(a, training=False, return_state=True)[1]
 
         def next(prompt, cache, index):
             token = ops.take(prompt, index - 1, axis=1)
@@ -273,7 +286,9 @@ def generate(
     if not model.built:
         # Weights must exist before the sampling loop is traced.
         model(buffer[:, :context])
-    tokens = _sample(model, sampler, next, buffer, mask, index, stop_token_ids, cache)
+    tokens = _sample(
+        model, sampler, next, buffer, mask, index, stop_token_ids, cache, start
+    )
     if isinstance(model, FixedWindowLM):
         tokens = tokens[:, model.window_size :]
     results = []

@@ -32,8 +32,12 @@ def _greedy_by_full_recompute(model, prompt, max_length, start_id=0):
     ],
     ids=["lstm", "simple", "gru", "fixed_window"],
 )
-def test_greedy_steps_equal_recomputing_the_prefix(model):
-    prompts = [[3, 4, 5], [7], [1, 2]]
+@pytest.mark.parametrize(
+    "prompts",
+    # The second and third: the prompts' shared length is read in one pass.
+    [[[3, 4, 5], [7], [1, 2]], [[3, 4, 5, 6], [7, 1, 2]], [[9, 4, 5, 6, 1, 2]]],
+)
+def test_greedy_steps_equal_recomputing_the_prefix(model, prompts):
     generated = model.generate(prompts, max_length=9)
     for prompt, tokens in zip(prompts, generated):
         assert tokens[: len(prompt)] == prompt and len(tokens) == 9
