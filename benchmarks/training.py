@@ -153,7 +153,10 @@ def fixed_window(args, config, rng):
     x = rng.integers(0, v, (args.steps * b, window))
     y = rng.integers(0, v, (args.steps * b,))
     model = models.FixedWindowLM(v, window, embedding_dim=d, hidden_dim=h)
-    model.compile(keras.optimizers.SGD(LEARNING_RATE))
+    model.compile(
+        keras.optimizers.SGD(LEARNING_RATE),
+        steps_per_execution=args.steps_per_execution,
+    )
     native = TorchFixedWindowLM(v, window, d, h)
     batches = [
         (
@@ -180,7 +183,10 @@ def seq2seq(args, config, rng):
     model = models.Seq2Seq(
         v, v, cell=args.cell, num_layers=2, hidden_dim=h, embedding_dim=h
     )
-    model.compile(keras.optimizers.SGD(LEARNING_RATE))
+    model.compile(
+        keras.optimizers.SGD(LEARNING_RATE),
+        steps_per_execution=args.steps_per_execution,
+    )
     native = TorchSeq2Seq(args.cell, v, h)
     batches = [
         tuple(torch.from_numpy(a[i * b : (i + 1) * b]) for a in (source, target))
@@ -253,7 +259,7 @@ def main():
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--threads", type=int, default=os.cpu_count())
     parser.add_argument(
-        "--steps-per-execution", type=int, default=1, help="RNNLM's, see compile()"
+        "--steps-per-execution", type=int, default=1, help="see Keras's compile()"
     )
     args = parser.parse_args()
 
