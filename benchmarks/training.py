@@ -104,6 +104,13 @@ def torch_trainer(model, loss_of, batches):
     return epoch
 
 
+def compile_sgd(model, args):
+    model.compile(
+        keras.optimizers.SGD(LEARNING_RATE),
+        steps_per_execution=args.steps_per_execution,
+    )
+
+
 def rnnlm(args, config, rng):
     """(keras run, native run, tokens per run) for training or evaluating an RNNLM."""
     h, b, t = CONFIGS[config]
@@ -112,10 +119,7 @@ def rnnlm(args, config, rng):
     y = rng.integers(0, v, (steps * b, t))
     lm = models.RNNLM(v, cell=args.cell, num_layers=2, hidden_dim=h, embedding_dim=h)
     model = models.CarriedState(lm, b)
-    model.compile(
-        keras.optimizers.SGD(LEARNING_RATE),
-        steps_per_execution=args.steps_per_execution,
-    )
+    compile_sgd(model, args)
 
     native = TorchRNNLM(args.cell, v, h)
     batches = [
@@ -153,10 +157,7 @@ def fixed_window(args, config, rng):
     x = rng.integers(0, v, (args.steps * b, window))
     y = rng.integers(0, v, (args.steps * b,))
     model = models.FixedWindowLM(v, window, embedding_dim=d, hidden_dim=h)
-    model.compile(
-        keras.optimizers.SGD(LEARNING_RATE),
-        steps_per_execution=args.steps_per_execution,
-    )
+    compile_sgd(model, args)
     native = TorchFixedWindowLM(v, window, d, h)
     batches = [
         (
@@ -183,10 +184,7 @@ def seq2seq(args, config, rng):
     model = models.Seq2Seq(
         v, v, cell=args.cell, num_layers=2, hidden_dim=h, embedding_dim=h
     )
-    model.compile(
-        keras.optimizers.SGD(LEARNING_RATE),
-        steps_per_execution=args.steps_per_execution,
-    )
+    compile_sgd(model, args)
     native = TorchSeq2Seq(args.cell, v, h)
     batches = [
         tuple(torch.from_numpy(a[i * b : (i + 1) * b]) for a in (source, target))

@@ -97,7 +97,11 @@ def stream_start_id(tokenizer):
     return tokenizer.token_to_id("\n")
 
 
-def bleu(model, pairs, beam=None, batch_size=64, max_length=50):
+# The most tokens a translation scored for BLEU may have (model cards say it).
+BLEU_MAX_LENGTH = 50
+
+
+def bleu(model, pairs, beam=None, batch_size=64, max_length=BLEU_MAX_LENGTH):
     """Corpus BLEU of `model.translate` on `(source, reference)` text pairs.
 
     sacrebleu on the target tokenizer's tokens: the references are split by

@@ -248,14 +248,16 @@ def generate(
         read = index - 1
         if read and keras.backend.backend() == "jax":
             read = 2 ** (read.bit_length() - 1)
-        cache = model.rnn.initial_state(batch)
         index, context = read + 1, 1
         if read:
-            cache = buffer[:, :read]
+            cache = buffer[:, :read]  # `start` turns it into the states
 
             def start(prefix):
                 a = model.embedding(prefix)
                 return model.rnn(a, training=False, return_state=True)[1]
+
+        else:
+            cache = model.rnn.initial_state(batch)
 
         def next(prompt, cache, index):
             token = ops.take(prompt, index - 1, axis=1)

@@ -20,6 +20,7 @@ import subprocess
 import sys
 
 from keras_nlm import datasets, presets
+from keras_nlm.evaluation import BLEU_MAX_LENGTH
 
 BACKENDS = ("tensorflow", "jax", "torch")
 
@@ -299,7 +300,8 @@ def model_card(name, metadata):
     if "bleu" in metrics:
         signature = metadata["metrics"]["test"]["signature"]
         lines += [
-            "BLEU of greedy translations (at most 50 tokens), sacrebleu's corpus "
+            f"BLEU of greedy translations (at most {BLEU_MAX_LENGTH} tokens), "
+            "sacrebleu's corpus "
             f"BLEU (`{signature}`) on the target tokenizer's "
             + ("lowercased " if recipe["tokenizer"].get("lowercase") else "")
             + "tokens, "
