@@ -330,7 +330,9 @@ def model_card(name, metadata):
             text = sample["text"].replace("\n", "⏎")
             lines.append(f"- {sample['sampler']}, prompt {sample['prompt']!r}: {text}")
     columns = [
-        c for c in ("loss", "val_loss", "seconds") if history and c in history[0]
+        c
+        for c in ("loss", "val_loss", "learning_rate", "seconds")
+        if history and c in history[0]
     ]
     lines += [
         "",

@@ -132,11 +132,13 @@ def train(recipe, output, resume=False, data_dir=None, verbose="auto"):
         train_data,
         validation_data=validation_data,
         epochs=recipe.epochs,
+        # The scheduler comes first, so that the epoch's learning rate, which it
+        # adds to the logs, is in the checkpoint's history.
         callbacks=[
-            checkpoint,
             keras.callbacks.LearningRateScheduler(
-                lambda epoch, _: recipe.learning_rate_at(epoch)
+                lambda epoch, _: recipe.learning_rate_at(epoch, checkpoint.history)
             ),
+            checkpoint,
         ],
         verbose=verbose,
         # The batches shuffle themselves, from (seed, epoch); Keras's own

@@ -242,6 +242,35 @@ def test_zaremba_schedule_halves_after_epoch_four():
     assert rates == [1.0, 1.0, 1.0, 1.0, 0.5, 0.25, 0.125]
 
 
+def test_plateau_annealing_divides_the_rate_after_each_epoch_without_improvement():
+    recipe = TINY.replace(decay_after=None, learning_rate=20.0, anneal_on_plateau=4.0)
+    history = [{"val_loss": loss} for loss in (5.0, 4.0, 4.5, 3.9, 3.9)]
+    rates = [recipe.learning_rate_at(epoch, history) for epoch in range(6)]
+    assert rates == [20.0, 20.0, 20.0, 5.0, 5.0, 1.25]
+    with pytest.raises(ValueError, match="anneal_on_plateau"):
+        TINY.replace(anneal_on_plateau=0.25)
+
+
+def test_each_epochs_learning_rate_follows_the_logged_validation_losses(tmp_path):
+    # The schedule of every epoch is asked with the logs of the epochs before
+    # it, and the rate it returns is the one trained with and logged.
+    asked = []
+
+    class Recording(training.Recipe):
+        def learning_rate_at(self, epoch, history=()):
+            asked.append((epoch, [logs["val_loss"] for logs in history[:epoch]]))
+            return super().learning_rate_at(epoch, history)
+
+    recipe = Recording(**{**TINY.to_dict(), "anneal_on_plateau": 4.0})
+    _, metadata = training.train(recipe, tmp_path / "run", verbose=0)
+    history = metadata["history"]
+    losses = [logs["val_loss"] for logs in history]
+    assert asked[: len(history)] == [(e, losses[:e]) for e in range(len(history))]
+    logged = [logs["learning_rate"] for logs in history]
+    expected = [recipe.learning_rate_at(e, history) for e in range(len(history))]
+    assert logged == pytest.approx(expected, rel=1e-6)
+
+
 def test_restore_best_weights_ends_with_the_best_validation_epoch(tmp_path):
     # A learning rate multiplied by 50 each epoch wrecks the weights by the
     # last epoch, so the best epoch is an earlier one.
