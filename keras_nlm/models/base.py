@@ -54,13 +54,19 @@ class SparseCategoricalCrossentropy(keras.losses.SparseCategoricalCrossentropy):
         return self.fn(y_true, y_pred, **kwargs)
 
     def _picked_log_probabilities(self, y_true, y_pred):
-        """Keras's JAX backend multiplies the log-probabilities by one-hot
-        labels, another tensor of the logits' size forward and backward;
-        picking each label's log-probability gives the same numbers (small
-        LSTM LM training: 0.72-0.77 of native PyTorch -> 0.84)."""
-        log_p = ops.log_softmax(y_pred, axis=-1)
+        """`logsumexp(z) - z[label]`, each label's logit picked.
+
+        Keras's JAX backend multiplies the log-probabilities by one-hot
+        labels, another tensor of the logits' size forward and backward
+        (small LSTM LM training: 0.72-0.77 of native PyTorch -> 0.84); picking
+        the label's log-probability from `log_softmax` still makes JAX's
+        backward pass run several more passes over the logits than the
+        `logsumexp` form, whose gradient is just `softmax(z) - onehot`
+        (fused loss and gradient for (400, 10,000) logits: 57.6 -> 34.5 ms).
+        """
         labels = ops.expand_dims(ops.cast(y_true, "int32"), -1)
-        return -ops.squeeze(ops.take_along_axis(log_p, labels, axis=-1), -1)
+        picked = ops.squeeze(ops.take_along_axis(y_pred, labels, axis=-1), -1)
+        return ops.logsumexp(y_pred, axis=-1) - picked
 
 
 class Model(keras.Model):
