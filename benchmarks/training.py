@@ -13,7 +13,10 @@ PyTorch thread pool larger than the free cores spins, 10-20 times slower.
 Each measurement alternates the two, `--repeats` times (`--steps` batches
 each, after one warm-up run of each that compiles and builds): `ratio` is
 the median over repeats of keras tokens/s over native tokens/s of the run
-next to it, so that load from other processes hits both sides alike.
+next to it, so that load from other processes hits both sides alike. With
+`--stock`, the same language model built from stock Keras layers (`Embedding`,
+two `LSTM`s or `GRU`s, `Dense`, Keras's loss) takes its turn too, and
+`stock_ratio` compares it with native PyTorch in the same way.
 
     KERAS_BACKEND=torch .venv/bin/python benchmarks/training.py --json
     KERAS_BACKEND=jax .venv/bin/python benchmarks/training.py --cell gru --configs small
@@ -104,11 +107,29 @@ def torch_trainer(model, loss_of, batches):
     return epoch
 
 
-def compile_sgd(model, args):
+def compile_sgd(model, args, **kwargs):
     model.compile(
         keras.optimizers.SGD(LEARNING_RATE),
         steps_per_execution=args.steps_per_execution,
+        **kwargs,
     )
+
+
+def stock_rnnlm(args, vocabulary_size, hidden_dim):
+    """The same language model from stock Keras layers and loss (without the
+    carried state), the baseline keras-nlm's layers are measured against."""
+    rnn = {"lstm": keras.layers.LSTM, "gru": keras.layers.GRU}[args.cell]
+    model = keras.Sequential(
+        [
+            keras.layers.Embedding(vocabulary_size, hidden_dim),
+            rnn(hidden_dim, return_sequences=True),
+            rnn(hidden_dim, return_sequences=True),
+            keras.layers.Dense(vocabulary_size),
+        ]
+    )
+    loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+    compile_sgd(model, args, loss=loss)
+    return model
 
 
 def rnnlm(args, config, rng):
@@ -139,6 +160,10 @@ def rnnlm(args, config, rng):
     if args.workload == "train":
         keras_run = lambda: model.fit(x, y, batch_size=b, verbose=0, shuffle=False)
         native_run = torch_trainer(native, loss_of, batches)
+        if args.stock:
+            stock = stock_rnnlm(args, v, h)
+            stock_run = lambda: stock.fit(x, y, batch_size=b, verbose=0, shuffle=False)
+            return keras_run, native_run, steps * b * t, stock_run
     else:
         keras_run = lambda: model.evaluate(x, y, batch_size=b, verbose=0)
 
@@ -206,24 +231,27 @@ def seq2seq(args, config, rng):
 def measure(args, config):
     rng = np.random.default_rng(0)
     make = {"fixed_window": fixed_window, "seq2seq": seq2seq}.get(args.workload, rnnlm)
-    keras_run, native_run, tokens = make(args, config, rng)
-    keras_run(), native_run()  # warm-up: tracing, compiling, building
-    keras_speed, native_speed = [], []
+    keras_run, native_run, tokens, *stock_run = make(args, config, rng)
+    runs = {"keras": keras_run, "native": native_run}
+    runs.update(zip(["stock"], stock_run))
+    speeds = {name: [] for name in runs}
+    for run in runs.values():
+        run()  # warm-up: tracing, compiling, building
     for _ in range(args.repeats):
-        for run, speeds in ((keras_run, keras_speed), (native_run, native_speed)):
+        for name, run in runs.items():
             start = time.perf_counter()
             run()
-            speeds.append(tokens / (time.perf_counter() - start))
-    ratios = [k / n for k, n in zip(keras_speed, native_speed)]
-    return {
-        "workload": args.workload,
-        "config": config,
-        "keras_tokens_per_s": round(statistics.median(keras_speed), 1),
-        "native_tokens_per_s": round(statistics.median(native_speed), 1),
-        "ratio": round(statistics.median(ratios), 3),
-        "ratios": [round(r, 3) for r in ratios],
-        "peak_rss_mb": round(peak_rss_mb()),
-    }
+            speeds[name].append(tokens / (time.perf_counter() - start))
+    result = {"workload": args.workload, "config": config}
+    for name in runs:
+        result[f"{name}_tokens_per_s"] = round(statistics.median(speeds[name]), 1)
+    for name, key in (("keras", "ratio"), ("stock", "stock_ratio")):
+        if name in runs:
+            ratios = [k / n for k, n in zip(speeds[name], speeds["native"])]
+            result[key] = round(statistics.median(ratios), 3)
+            result[f"{key}s"] = [round(r, 3) for r in ratios]
+    result["peak_rss_mb"] = round(peak_rss_mb())
+    return result
 
 
 def set_threads(n):
@@ -259,6 +287,11 @@ def main():
     parser.add_argument(
         "--steps-per-execution", type=int, default=1, help="see Keras's compile()"
     )
+    parser.add_argument(
+        "--stock",
+        action="store_true",
+        help="also train the RNNLM built from stock Keras layers (train workload)",
+    )
     args = parser.parse_args()
 
     set_threads(args.threads)
@@ -290,6 +323,8 @@ def main():
             f"({run['keras_tokens_per_s']:>9.0f} / {run['native_tokens_per_s']:>9.0f} "
             f"tokens/s, peak RSS so far {run['peak_rss_mb']} MB)"
         )
+        if "stock_ratio" in run:
+            print(f"{'':>22}stock Keras layers: ratio {run['stock_ratio']:5.2f}")
 
 
 if __name__ == "__main__":
