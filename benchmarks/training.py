@@ -133,7 +133,8 @@ def stock_rnnlm(args, vocabulary_size, hidden_dim):
 
 
 def rnnlm(args, config, rng):
-    """(keras run, native run, tokens per run) for training or evaluating an RNNLM."""
+    """(keras run, native run, tokens per run) for training or evaluating an
+    RNNLM, and the stock Keras model's run after them with `--stock`."""
     h, b, t = CONFIGS[config]
     v, steps = VOCABULARY_SIZE, args.steps
     x = rng.integers(0, v, (steps * b, t))
@@ -233,7 +234,8 @@ def measure(args, config):
     make = {"fixed_window": fixed_window, "seq2seq": seq2seq}.get(args.workload, rnnlm)
     keras_run, native_run, tokens, *stock_run = make(args, config, rng)
     runs = {"keras": keras_run, "native": native_run}
-    runs.update(zip(["stock"], stock_run))
+    if stock_run:
+        runs["stock"] = stock_run[0]
     speeds = {name: [] for name in runs}
     for run in runs.values():
         run()  # warm-up: tracing, compiling, building
