@@ -5,10 +5,13 @@ round-trips through saving in seconds on each backend.
 """
 
 import collections
+import contextlib
+import io
+import subprocess
 
 import numpy as np
 
-from keras_nlm import models
+from keras_nlm import cli, models
 
 # What the reliability tests tried, by kind ("bad input", "broken file",
 # "kill point"): each test adds its cases, and the root conftest prints the
@@ -18,6 +21,19 @@ RELIABILITY_CASES = collections.Counter()
 
 def count_case(kind, n=1):
     RELIABILITY_CASES[kind] += n
+
+
+def run_cli(*args):
+    """`keras-nlm ARGS` run in this process as its console script runs it
+    (`cli.main`), without a new interpreter's seconds of imports: the exit code
+    and what it printed, as a `subprocess.CompletedProcess`."""
+    stdout, stderr = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(stdout), contextlib.redirect_stderr(stderr):
+        try:
+            code = cli.main(list(args))
+        except SystemExit as exit:  # argparse's usage errors
+            code = exit.code
+    return subprocess.CompletedProcess(args, code, stdout.getvalue(), stderr.getvalue())
 
 
 VOCABULARY_SIZE = 23

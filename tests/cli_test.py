@@ -1,20 +1,21 @@
-"""The `keras-nlm` command line, run as a user would, in a subprocess."""
+"""The `keras-nlm` command line: the installed program once, then its `main`
+in this process (what the program runs, without its seconds of imports)."""
 
 import json
+import pathlib
 import subprocess
 import sys
 
 import pytest
 
+from keras_nlm.testing import run_cli as keras_nlm
 
-def keras_nlm(*args):
-    return subprocess.run(
-        [sys.executable, "-m", "keras_nlm.cli", *args], capture_output=True, text=True
+
+def test_the_installed_program_prints_the_statistics():
+    program = pathlib.Path(sys.executable).with_name("keras-nlm")
+    result = subprocess.run(
+        [program, "data", "ptb", "--json"], capture_output=True, text=True
     )
-
-
-def test_data_json_prints_the_statistics():
-    result = keras_nlm("data", "ptb", "--json")
     assert result.returncode == 0, result.stderr
     stats = json.loads(result.stdout)["splits"]
     assert stats["train"] == {"tokens": 929_589, "vocabulary": 10_000}

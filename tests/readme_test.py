@@ -4,8 +4,8 @@ import json
 import pathlib
 import re
 import shlex
-import subprocess
-import sys
+
+from keras_nlm.testing import run_cli
 
 README = pathlib.Path(__file__).parents[1] / "README.md"
 
@@ -20,35 +20,32 @@ def test_readme_examples_run(tmp_path, monkeypatch):
     assert (tmp_path / "seq2seq.keras").exists()
 
 
-def _run_bash_block(containing, cwd):
-    """Runs the README's `keras-nlm` block containing `containing`; the outputs."""
+def _run_bash_block(containing):
+    """Runs the README's `keras-nlm` block containing `containing`; the outputs.
+    (tests/cli_test.py starts the installed program itself.)"""
     blocks = re.findall(r"```bash\n(.*?)```", README.read_text(), re.S)
     block = next(b for b in blocks if containing in b)
     outputs = []
     for line in block.strip().splitlines():
         program, *args = shlex.split(line)
         assert program == ".venv/bin/keras-nlm"
-        result = subprocess.run(
-            [sys.executable, "-m", "keras_nlm.cli", *args],
-            cwd=cwd,
-            capture_output=True,
-            text=True,
-        )
+        result = run_cli(*args)
         assert result.returncode == 0, result.stderr
         outputs.append(result.stdout)
     return outputs
 
 
-def test_readme_command_line_walkthrough_runs(tmp_path):
-    outputs = _run_bash_block("keras-nlm train", tmp_path)
+def test_readme_command_line_walkthrough_runs(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # it trains into runs/
+    outputs = _run_bash_block("keras-nlm train")
     # The evaluation is a JSON object, and the model learned something: its
     # perplexity is far below the uniform model's (70 characters).
     assert json.loads(outputs[1])["perplexity"] < 20
     assert outputs[2].startswith("the time traveller")
 
 
-def test_readme_zoo_commands_run(tmp_path):
-    listing, evaluation, generated = _run_bash_block("keras-nlm zoo", tmp_path)
+def test_readme_zoo_commands_run():
+    listing, evaluation, generated = _run_bash_block("keras-nlm zoo")
     assert "lstm_ptb_small" in listing
     assert json.loads(evaluation)["perplexity"] <= 114.5
     assert generated.startswith("the company said")
