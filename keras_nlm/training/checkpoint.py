@@ -195,9 +195,17 @@ class EpochCheckpoint(keras.callbacks.Callback):
     def on_epoch_end(self, epoch, logs=None):
         self._check_loss(logs, f"the end of epoch {epoch + 1}")
         logs = {k: float(v) for k, v in (logs or {}).items()}
-        # Training time survives resumes in the history (model cards sum it).
+        # Training time and backend survive resumes in the history (model
+        # cards sum the one and name the other; a run may resume elsewhere).
         seconds = round(time.perf_counter() - self._epoch_started, 1)
-        self.history.append({"epoch": epoch + 1, **logs, "seconds": seconds})
+        self.history.append(
+            {
+                "epoch": epoch + 1,
+                **logs,
+                "seconds": seconds,
+                "backend": keras.backend.backend(),
+            }
+        )
         name = _folder(epoch + 1)
         folder = os.path.join(self.directory, name)
         partial = f"{folder}.partial"

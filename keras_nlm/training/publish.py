@@ -220,6 +220,26 @@ def _table(metadata, metric):
     return "\n".join([header, "|---" * (len(metadata["evaluations"]) + 1) + "|", *rows])
 
 
+def _backends(metadata):
+    """'the jax backend', or each backend with its epochs when the run was
+    resumed under another one (epochs logged without one: the saving backend)."""
+    spans = []  # [backend, first epoch, last epoch]
+    for epoch in metadata.get("history", []):
+        backend = epoch.get("backend", metadata["backend"])
+        if spans and spans[-1][0] == backend:
+            spans[-1][2] = epoch["epoch"]
+        else:
+            spans.append([backend, epoch["epoch"], epoch["epoch"]])
+    if len(spans) < 2:
+        return f"the {metadata['backend']} backend"
+    return ", then ".join(
+        f"the {backend} backend (epochs {first}-{last})"
+        if first < last
+        else f"the {backend} backend (epoch {first})"
+        for backend, first, last in spans
+    )
+
+
 def model_card(name, metadata):
     recipe = metadata["recipe"]
     corpus = datasets.get(recipe["dataset"])
@@ -286,7 +306,7 @@ def model_card(name, metadata):
             if metadata.get("best_epoch")
             else ". "
         )
-        + f"Trained under the {metadata['backend']} backend on {metadata['hardware']}"
+        + f"Trained under {_backends(metadata)} on {metadata['hardware']}"
         + (f" in {seconds / 60:.0f} minutes." if seconds else "."),
         "",
         "## Results",

@@ -1,7 +1,7 @@
 import numpy as np
 
 from keras_nlm.models import RNNLM
-from keras_nlm.training.publish import store_weights_as_float16
+from keras_nlm.training.publish import _backends, store_weights_as_float16
 
 
 def test_float16_weights_load_as_the_rounded_float32_weights(tmp_path):
@@ -18,3 +18,15 @@ def test_float16_weights_load_as_the_rounded_float32_weights(tmp_path):
     for saved, restored in zip(model.get_weights(), loaded.get_weights()):
         assert restored.dtype == np.float32
         np.testing.assert_array_equal(saved.astype(np.float16), restored)
+
+
+def test_the_card_names_each_backend_a_resumed_run_trained_under():
+    epochs = [(1, "jax"), (2, "jax"), (3, "torch")]
+    history = [{"epoch": epoch, "backend": backend} for epoch, backend in epochs]
+    assert _backends({"backend": "torch", "history": history}) == (
+        "the jax backend (epochs 1-2), then the torch backend (epoch 3)"
+    )
+    # Epochs logged before backends were: the saving backend's.
+    older = [{"epoch": 1}, {"epoch": 2, "backend": "jax"}]
+    assert _backends({"backend": "jax", "history": older}) == "the jax backend"
+    assert _backends({"backend": "tensorflow"}) == "the tensorflow backend"

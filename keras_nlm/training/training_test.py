@@ -101,6 +101,7 @@ def test_a_tiny_corpus_is_learned_and_a_run_killed_anywhere_resumes_to_the_same_
     uniform = model.tokenizer.vocabulary_size()
     assert metadata["metrics"]["test"]["perplexity"] < uniform / 4
     assert [h["epoch"] for h in metadata["history"]] == [1, 2, 3]
+    assert {h["backend"] for h in metadata["history"]} == {keras.backend.backend()}
 
     recipe_file = tmp_path / "tiny.json"
     recipe_file.write_text(json.dumps(TINY.to_dict()))
