@@ -9,7 +9,6 @@ runs this file under TensorFlow, JAX and PyTorch. The cases tried are counted
 """
 
 import contextlib
-import io
 import re
 import tempfile
 
@@ -21,9 +20,9 @@ from hypothesis import event, given, settings
 from hypothesis import strategies as st
 from hypothesis.errors import InvalidArgument
 
-from keras_nlm import cli, models
+from keras_nlm import models
 from keras_nlm.datasets.batching import NGramWindows, SentencePairs, StreamBatches
-from keras_nlm.testing import count_case
+from keras_nlm.testing import count_case, run_cli
 from keras_nlm.tokenizers import CharacterTokenizer, WordTokenizer
 
 # --- strategies -------------------------------------------------------------
@@ -749,17 +748,6 @@ def character_preset(tmp_path_factory):
     return directory, set(tokenizer.get_vocabulary())
 
 
-def _main(argv):
-    """`keras-nlm argv` in this process: (exit code, stdout, stderr)."""
-    out, err = io.StringIO(), io.StringIO()
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        try:
-            code = cli.main(argv)
-        except SystemExit as exit:  # argparse's usage errors
-            code = exit.code
-    return code, out.getvalue(), err.getvalue()
-
-
 cli_prompts = st.one_of(
     st.text(alphabet="the mi,.", min_size=1, max_size=8),
     st.text(alphabet="the mi,.", min_size=1, max_size=8),
@@ -788,7 +776,8 @@ def test_cli_generate_any_arguments(
     directory, vocabulary = character_preset
     argv = ["generate", "--max-length", max_length, "--sampler", sampler, *options]
     # "--": a prompt may start with "-", as in a shell.
-    code, out, err = _main([*argv, "--", str(directory), prompt])
+    result = run_cli(*argv, "--", str(directory), prompt)
+    code, out, err = result.returncode, result.stdout, result.stderr
     # The oracle, in the order the command checks.
     usage = (
         not max_length.lstrip("-").isdigit()
