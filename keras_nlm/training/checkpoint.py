@@ -62,10 +62,11 @@ class EpochCheckpoint(keras.callbacks.Callback):
       point at it (write, then rename), so a kill during a save leaves the
       previous checkpoint whole.
 
-    The per-epoch logs (and each epoch's seconds) are kept with it, so
-    `history` covers the whole run. The weights of the epoch with the best
-    `monitor` value so far are kept too (`weights_of(best_epoch())`), for
-    early stopping that survives a resume.
+    The per-epoch logs (with each epoch's wall seconds, median training step
+    seconds and backend) are kept with it, so `history` covers the whole run.
+    The weights of the epoch with the best `monitor` value so far are kept
+    too (`weights_of(best_epoch())`), for early stopping that survives a
+    resume.
 
     Each folder holds a `SHA256SUMS` of its files, so a checkpoint that was
     changed or truncated afterwards is refused, naming the file, rather than
@@ -167,6 +168,12 @@ class EpochCheckpoint(keras.callbacks.Callback):
     def on_epoch_begin(self, epoch, logs=None):
         self._epoch = epoch
         self._epoch_started = time.perf_counter()
+        self._step_starts = []
+
+    def on_train_batch_begin(self, batch, logs=None):
+        # Batch begins are dispatched in order (batch ends may run on a thread
+        # pool), so their spacing is the step time.
+        self._step_starts.append(time.perf_counter())
 
     def on_train_batch_end(self, batch, logs=None):
         self._check_loss(logs, f"batch {batch + 1} of epoch {self._epoch + 1}")
@@ -197,14 +204,14 @@ class EpochCheckpoint(keras.callbacks.Callback):
         logs = {k: float(v) for k, v in (logs or {}).items()}
         # Training time and backend survive resumes in the history (model
         # cards sum the one and name the other; a run may resume elsewhere).
-        seconds = round(time.perf_counter() - self._epoch_started, 1)
+        # A pause (another job ran) stretches an epoch's wall seconds, not
+        # its median step.
+        timing = {"seconds": round(time.perf_counter() - self._epoch_started, 1)}
+        if len(self._step_starts) > 1:
+            median = float(np.median(np.diff(self._step_starts)))
+            timing["step_seconds"] = round(median, 4)
         self.history.append(
-            {
-                "epoch": epoch + 1,
-                **logs,
-                "seconds": seconds,
-                "backend": keras.backend.backend(),
-            }
+            {"epoch": epoch + 1, **logs, **timing, "backend": keras.backend.backend()}
         )
         name = _folder(epoch + 1)
         folder = os.path.join(self.directory, name)

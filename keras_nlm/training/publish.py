@@ -16,6 +16,7 @@ import os
 import pathlib
 import platform
 import shutil
+import statistics
 import subprocess
 import sys
 
@@ -240,14 +241,37 @@ def _backends(metadata):
     )
 
 
+def _training_time(metadata):
+    """' in 96 minutes of wall time.', and each backend's median step where
+    the history has them (wall time includes any pause of the run)."""
+    history = metadata.get("history", [])
+    seconds = sum(epoch.get("seconds", 0) for epoch in history) or metadata.get(
+        "training_seconds_this_session"
+    )
+    steps = {}
+    for epoch in history:
+        if "step_seconds" in epoch:
+            backend = epoch.get("backend", metadata["backend"])
+            steps.setdefault(backend, []).append(epoch["step_seconds"])
+    text = ""
+    if seconds:
+        hours = seconds / 3600
+        text = f"{hours:.1f} hours" if hours >= 2 else f"{hours * 60:.0f} minutes"
+        text = f" in {text} of wall time"
+    if steps:
+        medians = [f"{statistics.median(s):.3g} s under {b}" for b, s in steps.items()]
+        text += (
+            f"; a training step of batch {metadata['recipe']['batch_size']} took a "
+            f"median {' and '.join(medians)}"
+        )
+    return text + "."
+
+
 def model_card(name, metadata):
     recipe = metadata["recipe"]
     corpus = datasets.get(recipe["dataset"])
     split, metric, value, target = headline(name, metadata)
     history = metadata.get("history", [])
-    seconds = sum(epoch.get("seconds", 0) for epoch in history) or metadata.get(
-        "training_seconds_this_session"
-    )
     metrics = [metric] + [
         m
         for m in ("perplexity", "bits_per_character")
@@ -307,7 +331,7 @@ def model_card(name, metadata):
             else ". "
         )
         + f"Trained under {_backends(metadata)} on {metadata['hardware']}"
-        + (f" in {seconds / 60:.0f} minutes." if seconds else "."),
+        + _training_time(metadata),
         "",
         "## Results",
         "",

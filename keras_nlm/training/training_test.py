@@ -102,6 +102,8 @@ def test_a_tiny_corpus_is_learned_and_a_run_killed_anywhere_resumes_to_the_same_
     assert metadata["metrics"]["test"]["perplexity"] < uniform / 4
     assert [h["epoch"] for h in metadata["history"]] == [1, 2, 3]
     assert {h["backend"] for h in metadata["history"]} == {keras.backend.backend()}
+    for epoch in metadata["history"]:
+        assert 0 < epoch["step_seconds"] < epoch["seconds"], epoch
 
     recipe_file = tmp_path / "tiny.json"
     recipe_file.write_text(json.dumps(TINY.to_dict()))
@@ -184,7 +186,8 @@ def test_seeded_training_and_sampling_are_reproducible(tmp_path, monkeypatch):
     for a, b in zip(first.get_weights(), second.get_weights()):
         np.testing.assert_array_equal(a, b)
     for a, b in zip(first_metadata["history"], second_metadata["history"]):
-        assert {**a, "seconds": 0} == {**b, "seconds": 0}
+        timing = {"seconds": 0, "step_seconds": 0}
+        assert {**a, **timing} == {**b, **timing}
 
     def sample(model):
         sampler = keras_hub.samplers.TopKSampler(k=5, seed=1)
