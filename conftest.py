@@ -1,6 +1,9 @@
+import atexit
 import json
 import os
 import pathlib
+import shutil
+import tempfile
 
 
 def _own_cores():
@@ -24,6 +27,14 @@ _own_cores()
 # slower) and cut tests/model_contract_test.py under JAX from 201-216 s to
 # 138 s (TensorFlow unchanged). The processes tests start inherit it.
 os.environ.setdefault("XLA_FLAGS", "--xla_backend_optimization_level=1")
+# Tests and the processes they start compile the same programs again (the
+# same tiny models, a training killed and resumed): JAX's persistent cache,
+# one per test run, shared by the workers (set before they start), removed
+# at the end. The kill-and-resume test: 61 -> 42 s.
+if "JAX_COMPILATION_CACHE_DIR" not in os.environ:
+    os.environ["JAX_COMPILATION_CACHE_DIR"] = tempfile.mkdtemp(prefix="jax-cache-")
+    os.environ["JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS"] = "0"
+    atexit.register(shutil.rmtree, os.environ["JAX_COMPILATION_CACHE_DIR"], True)
 
 import keras  # noqa: E402
 import numpy as np
