@@ -168,14 +168,13 @@ class EpochCheckpoint(keras.callbacks.Callback):
     def on_epoch_begin(self, epoch, logs=None):
         self._epoch = epoch
         self._epoch_started = time.perf_counter()
-        self._step_starts = []
-
-    def on_train_batch_begin(self, batch, logs=None):
-        # Batch begins are dispatched in order (batch ends may run on a thread
-        # pool), so their spacing is the step time.
-        self._step_starts.append(time.perf_counter())
+        self._step_ends = []
 
     def on_train_batch_end(self, batch, logs=None):
+        # Called once the step's logs are computed, in a thread pool when
+        # callbacks run asynchronously (JAX dispatches steps ahead of their
+        # computation, so the batch begins are spaced by dispatch, not work).
+        self._step_ends.append(time.perf_counter())
         self._check_loss(logs, f"batch {batch + 1} of epoch {self._epoch + 1}")
 
     def _check_loss(self, logs, where):
@@ -207,8 +206,8 @@ class EpochCheckpoint(keras.callbacks.Callback):
         # A pause (another job ran) stretches an epoch's wall seconds, not
         # its median step.
         timing = {"seconds": round(time.perf_counter() - self._epoch_started, 1)}
-        if len(self._step_starts) > 1:
-            median = float(np.median(np.diff(self._step_starts)))
+        if len(self._step_ends) > 1:
+            median = float(np.median(np.diff(sorted(self._step_ends))))
             timing["step_seconds"] = round(median, 4)
         self.history.append(
             {"epoch": epoch + 1, **logs, **timing, "backend": keras.backend.backend()}
