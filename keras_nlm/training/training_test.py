@@ -146,9 +146,10 @@ def test_a_tiny_corpus_is_learned_and_a_run_killed_anywhere_resumes_to_the_same_
 
 
 def test_a_nan_loss_stops_training_and_keeps_the_last_good_checkpoint(tmp_path, capsys):
-    # From the second epoch on, the learning rate is 1e43, beyond float32's
-    # range: the weights, then the loss, become NaN.
-    recipe = QUICK.replace(decay_after=1, decay=1e45)
+    # From the second epoch on, the learning rate is 1e36, within float32's
+    # range (to 3.4e38, so no cast overflows and warns): the weights, then the
+    # logits and the loss, overflow.
+    recipe = QUICK.replace(decay_after=1, decay=1e38)
     recipe_file = tmp_path / "diverging.json"
     recipe_file.write_text(json.dumps(recipe.to_dict()))
     run = tmp_path / "run"
