@@ -45,9 +45,13 @@ EQUATIONS = {
     "RNNLM": "h_t = cell(E x_t, h_{t-1}) for each layer, z_t = softmax(U h_t) "
     "(Mikolov et al. 2010; LSTM/GRU cells: Hochreiter & Schmidhuber 1997, "
     "Cho et al. 2014)",
-    "Seq2Seq": "encoder: s = RNN(E_src x_1..x_n); decoder: h_t = RNN([E_tgt "
-    "y_{t-1}; c_t], h_{t-1}), c_t = Σ_i α_ti s_i (attention), "
-    "z_t = softmax(U h_t), from <start> until <end>",
+    # Attention as Luong et al. (2015) place it: the context is read after
+    # the decoder's step, not fed into it (see EncoderDecoderAttention).
+    "Seq2Seq": "encoder: s_1..s_n = RNN(E_src x_1..x_n), its final state "
+    "starts the decoder; decoder: h_t = RNN(E_tgt y_{t-1}, h_{t-1}); with "
+    "attention c_t = Σ_i α_ti s_i, α_t = softmax_i(score(h_t, s_i)), "
+    "h̃_t = tanh(W_c [c_t; h_t]) and z_t = softmax(U h̃_t) (without it, "
+    "z_t = softmax(U h_t)), from <start> until <end>",
 }
 PROMPTS = {
     "ptb": ["the company said", "in the first quarter"],
