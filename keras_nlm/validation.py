@@ -153,6 +153,10 @@ def check_token_ids(
         if values.size:
             check(values.min(), values.max())
         return ids
+    if _state.prechecked:
+        # The batch was checked before it entered the compiled step, or the
+        # ids come from the sampling loop, which only picks vocabulary ids.
+        return ids
     concrete = _is_concrete(ids)
     if (concrete or _state.in_step) and not is_integer_dtype(ids.dtype):
         # In a compiled step the dtype is known while tracing; outside one
@@ -162,8 +166,6 @@ def check_token_ids(
     if concrete:
         check(ops.convert_to_numpy(low), ops.convert_to_numpy(high))
         return ids
-    if _state.prechecked:
-        return ids  # the batch was checked before it entered the compiled step
     backend = keras.backend.backend()
     if backend == "tensorflow":
         import tensorflow as tf

@@ -576,6 +576,53 @@ def test_seq2seq_needs_a_dict_of_source_and_target():
             model(inputs)
 
 
+def _zeros(*shape):
+    return np.zeros(shape, "float32")
+
+
+STATE = [_zeros(1, 4)] * 2  # an LSTM layer's (h, c) for one sequence
+
+
+@pytest.mark.parametrize(
+    "states, message",
+    [
+        ([[_zeros(3, 4)] * 2] * 2, r"\[0\]` must hold 2 state\(s\) of shape \(1, 4\)"),
+        ([STATE[:1]] * 2, r"\[0\]` must hold 2 state\(s\).*got shapes \[\(1, 4\)\]"),
+        ([STATE, [_zeros(1, 5)] * 2], r"\[1\]` must hold 2 state"),
+        ([STATE, _zeros(1, 4)], r"\[1\]` must be a list of 2 state"),
+        ([STATE] * 3, "` must hold one list of states per layer"),
+        ([STATE] * 2, None),
+    ],
+    ids=["other_batch", "one_state", "other_width", "not_a_list", "three_layers", "valid"],
+)
+def test_recurrent_states_must_fit_the_stack_and_the_batch(states, message):
+    # A state of another batch would broadcast into a wrong result, not fail.
+    # Each case starts from a fresh model: a refused first call must leave it
+    # usable (Keras marks a model built when tracing its call fails).
+    model = models.RNNLM(V, cell="lstm", num_layers=2, hidden_dim=4, embedding_dim=3)
+    for argument, call in (
+        ("initial_state", lambda: model(np.ones((1, 2), "int32"), initial_state=states)),
+        ("states", lambda: model.step(np.ones((1,), "int32"), states)[0]),
+    ):
+        _tried(message)
+        if message:
+            with pytest.raises(ValueError, match=re.escape(f"`{argument}") + message):
+                call()
+        else:
+            logits = keras.ops.convert_to_numpy(call())
+            assert logits.shape[0] == 1 and logits.shape[-1] == V
+            assert np.all(np.isfinite(logits))
+    assert len(model.generate([[1, 2]], max_length=4)[0]) == 4
+
+
+@pytest.mark.parametrize("token_ids", [[V], [-1], [[1]], [1.0]])
+def test_step_refuses_bad_token_ids(token_ids):
+    model = MODELS["rnn_lm"]
+    _tried("refused")
+    with pytest.raises(ValueError, match="`token_ids` (holds token id|must)"):
+        model.step(np.array(token_ids), model.rnn.initial_state(1))
+
+
 LABELS = np.array([[1, 2, 3], [4, 5, 6]])
 GOOD = np.array([[1, 2, 3], [4, 5, 6]])
 

@@ -213,7 +213,7 @@ class RecurrentStack(keras.layers.Layer):
         self, inputs, initial_state=None, mask=None, training=None, return_state=False
     ):
         if initial_state is not None:
-            self._check_states(initial_state, "initial_state")
+            self._check_states(initial_state, "initial_state", inputs.shape[0])
         x, states = inputs, []
         for i, layer in enumerate(self.recurrent_layers):
             if i > 0:
@@ -238,19 +238,45 @@ class RecurrentStack(keras.layers.Layer):
                 "`step` reads one token at a time, forwards; a bidirectional "
                 "stack needs the whole sequence."
             )
-        self._check_states(states, "states")
+        self._check_states(states, "states", inputs.shape[0])
         x, new_states = inputs, []
         for layer, state in zip(self.recurrent_layers, states):
-            x, state = layer.cell.call(x, list(state), training=False)
+            # Keras's `__call__` would convert numpy states; `call` does not.
+            state = [ops.convert_to_tensor(s, self.compute_dtype) for s in state]
+            x, state = layer.cell.call(x, state, training=False)
             new_states.append(list(state))
         return x, new_states
 
-    def _check_states(self, states, argument):
+    def _check_states(self, states, argument, batch_size):
+        """Raises unless `states` holds, per layer, `state_count` tensors of
+        shape `(batch_size, hidden_dim)`: a state of another batch would
+        broadcast against the inputs into a silently wrong result."""
         if len(states) != self.num_layers:
             raise ValueError(
                 f"`{argument}` must hold one list of states per layer "
                 f"(num_layers={self.num_layers}); got {len(states)}."
             )
+        batch = "batch" if batch_size is None else batch_size
+        expected = (
+            f"{self.state_count} state(s) of shape ({batch}, {self.hidden_dim}) "
+            f"(cell={self.cell!r}, bidirectional={self.bidirectional})"
+        )
+        for i, layer_states in enumerate(states):
+            if not isinstance(layer_states, (list, tuple)):
+                raise ValueError(
+                    f"`{argument}[{i}]` must be a list of {expected}; got "
+                    f"{type(layer_states).__name__}."
+                )
+            shapes = [tuple(state.shape) for state in layer_states]
+            if len(shapes) != self.state_count or any(
+                len(shape) != 2
+                or shape[1] != self.hidden_dim
+                or (None not in (batch_size, shape[0]) and shape[0] != batch_size)
+                for shape in shapes
+            ):
+                raise ValueError(
+                    f"`{argument}[{i}]` must hold {expected}; got shapes {shapes}."
+                )
 
     def initial_state(self, batch_size):
         """Zero states, in the structure that `initial_state=` takes."""

@@ -130,7 +130,16 @@ class Model(keras.Model):
             inputs = _as_arrays(args[0])
             self.check_inputs(inputs)  # before a backend converts the values
             args = (inputs, *args[1:])
-        return super().__call__(*args, **kwargs)
+        built = self.built
+        try:
+            return super().__call__(*args, **kwargs)
+        except Exception:
+            # A subclassed model has no `build()`: Keras builds it by tracing
+            # `call`, and if the trace fails (a bad `initial_state`) it marks
+            # the model built anyway, its layers not. Code that trusts
+            # `built` (the generation loop, JAX's `fit`) would then fail.
+            self.built = built
+            raise
 
     def _check_data(self, x, y=None):
         """Checks in-memory `fit` / `evaluate` / `predict` data up front."""

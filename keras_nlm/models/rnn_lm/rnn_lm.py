@@ -1,4 +1,5 @@
 import keras
+from keras import ops
 
 from keras_nlm.layers import RecurrentStack, TokenEmbedding
 from keras_nlm.layers.dropout import seeded_dropout
@@ -104,6 +105,11 @@ class RNNLM(LanguageModel):
         `(batch,)` ids and the states of the previous step → `(logits, states)`,
         `(batch, v)` logits. The same as `call` on one time step without
         dropout, calling the layers' own `call`s (see `RecurrentStack.step`)."""
+        token_ids = check_token_tensor(
+            token_ids, self.vocabulary_size, "token_ids", ("batch",)
+        )
+        if not self.built:  # the layers' own `call`s need their weights
+            self(ops.expand_dims(token_ids, 1))
         a = self.embedding.call(token_ids)
         h, states = self.rnn.step(a, states)
         z = self.embedding.call(h, reverse=True) if self.tie_weights else self.U.call(h)
