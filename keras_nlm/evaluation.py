@@ -9,11 +9,11 @@ turns the result into the perplexity.
 import numpy as np
 from keras import ops
 
-from keras_nlm.datasets.batching import NGramWindows
+from keras_nlm.datasets.batching import NGramWindows, as_ids
 from keras_nlm.datasets.corpora import CharacterCorpus, ParallelCorpus, WordCorpus
 from keras_nlm.metrics import bits_per_character, perplexity
 from keras_nlm.models import RNNLM, CarriedState, FixedWindowLM
-from keras_nlm.validation import check_positive_int
+from keras_nlm.validation import check_positive_int, check_token_ids
 
 
 def _nll(logits, targets):
@@ -37,24 +37,33 @@ def token_nll(model, ids, start_id, sequence_length=35, batch_size=256):
             so that every token sees the whole stream before it.
         batch_size: windows scored at once by a `FixedWindowLM`.
     """
-    ids = np.asarray(ids, dtype="int32").reshape(-1)
+    if not isinstance(model, (FixedWindowLM, RNNLM)):
+        raise ValueError(
+            "`model` must be a FixedWindowLM or an RNNLM; got "
+            f"{type(model).__name__}."
+        )
+    ids = as_ids(ids, "ids")
+    if not len(ids):
+        raise ValueError("`ids` must hold at least one token id to score.")
+    # The last id is only ever a target, which the model's own check skips.
+    check_token_ids(ids, model.vocabulary_size, "ids")
+    start_id = as_ids([start_id], "start_id")[0]
+    check_token_ids(start_id, model.vocabulary_size, "start_id")
+    sequence_length = check_positive_int(sequence_length, "sequence_length")
+    batch_size = check_positive_int(batch_size, "batch_size")
     if isinstance(model, FixedWindowLM):
         windows = NGramWindows(
             ids, model.window_size, batch_size, shuffle=False, start_id=start_id
         )
         return np.concatenate([_nll(model.predict_on_batch(x), y) for x, y in windows])
-    if isinstance(model, RNNLM):
-        stream = np.concatenate([[start_id], ids]).astype("int32")
-        reader = CarriedState(model, batch_size=1)
-        nll = []
-        for start in range(0, len(ids), sequence_length):
-            end = min(start + sequence_length, len(ids))
-            logits = reader.predict_on_batch(stream[None, start:end])
-            nll.append(_nll(logits, stream[None, start + 1 : end + 1])[0])
-        return np.concatenate(nll)
-    raise ValueError(
-        f"`model` must be a FixedWindowLM or an RNNLM; got {type(model).__name__}."
-    )
+    stream = np.concatenate([[start_id], ids]).astype("int32")
+    reader = CarriedState(model, batch_size=1)
+    nll = []
+    for start in range(0, len(ids), sequence_length):
+        end = min(start + sequence_length, len(ids))
+        logits = reader.predict_on_batch(stream[None, start:end])
+        nll.append(_nll(logits, stream[None, start + 1 : end + 1])[0])
+    return np.concatenate(nll)
 
 
 def evaluate_perplexity(model, ids, start_id, **kwargs):
@@ -131,10 +140,11 @@ def evaluate(
 ):
     """The project's metrics of a model with its tokenizers on a corpus split.
 
-    Language models: `perplexity` (and `bits_per_character`, `nats_per_token`
-    for character models). A `Seq2Seq`: `bleu` on `languages=(source,
-    target)`, greedy or with a beam of `beam`. `limit` scores only the split's
-    first `limit` tokens (sentence pairs for a `Seq2Seq`): a quick check.
+    Language models: `perplexity` (and `bits_per_character`,
+    `nats_per_character` for character models). A `Seq2Seq`: `bleu` on
+    `languages=(source, target)`, greedy or with a beam of `beam`. `limit`
+    scores only the split's first `limit` tokens (sentence pairs for a
+    `Seq2Seq`): a quick check.
     """
     if limit is not None:
         check_positive_int(limit, "limit")

@@ -47,6 +47,28 @@ def test_other_models_are_refused():
         token_nll(model, [1, 2], start_id=0)
 
 
+@pytest.mark.parametrize(
+    "arguments, message",
+    [
+        ({"ids": [1.7, 2.9]}, "`ids` must be a 1-D sequence of integer"),
+        ({"ids": [[1, 2], [3, 4]]}, "`ids` must be a 1-D sequence of integer"),
+        ({"ids": [2**32 + 3]}, r"`ids` must hold token ids in \[0, 2\*\*31\)"),
+        ({"ids": []}, "`ids` must hold at least one token id"),
+        ({"start_id": 2.5}, "`start_id` must be a 1-D sequence of integer"),
+        ({"sequence_length": 0}, "`sequence_length` must be a positive integer"),
+        ({"batch_size": 1.5}, "`batch_size` must be a positive integer"),
+        ({"ids": [1, 60]}, "`ids` holds token id 60"),  # a target only
+        ({"start_id": 50}, "`start_id` holds token id 50"),
+    ],
+)
+def test_bad_arguments_are_refused_not_cast(arguments, message):
+    # Float ids were truncated and int64 ids wrapped into the vocabulary.
+    model = models.RNNLM(50, num_layers=1, hidden_dim=4, embedding_dim=4)
+    arguments = {"ids": [1, 2, 3], "start_id": 0, **arguments}
+    with pytest.raises(ValueError, match=message):
+        token_nll(model, **arguments)
+
+
 def test_evaluate_scores_the_tokens_the_ngram_baseline_scores():
     from keras_nlm import datasets
     from keras_nlm.baselines import KneserNeyLM

@@ -38,4 +38,12 @@ def _mean_nll(negative_log_likelihoods):
             "`negative_log_likelihoods` is empty: a score needs the "
             "negative log-likelihood of at least one token."
         )
+    if np.isnan(nll).any():
+        raise ValueError("`negative_log_likelihoods` holds NaN: a score needs numbers.")
+    # -log P >= 0; the slack is float32 rounding of a near-certain log-softmax.
+    if nll.min() < -1e-3:
+        raise ValueError(
+            "`negative_log_likelihoods` must hold -log P, numbers >= 0; got "
+            f"{nll.min():.4g} (log-probabilities? negate them)."
+        )
     return nll.mean()

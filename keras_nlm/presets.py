@@ -74,6 +74,10 @@ def save_preset(model, directory, tokenizers, metadata=None):
     """
     import keras_nlm
 
+    for role, tokenizer in tokenizers.items():
+        problem = _vocabulary_mismatch(model, role, tokenizer)
+        if problem:
+            raise ValueError(f"Cannot save this preset: {problem}")
     directory = pathlib.Path(directory)
     (directory / "assets").mkdir(parents=True, exist_ok=True)
     config = keras.saving.serialize_keras_object(model)
@@ -280,8 +284,26 @@ def load_preset(name_or_directory):
     for role in roles:
         tokenizer = _deserialize(directory / f"{role}.json", Tokenizer)
         tokenizer.load_assets(str(directory / "assets" / role))
+        problem = _vocabulary_mismatch(model, role, tokenizer)
+        if problem:
+            raise ValueError(f"Refusing to load {directory}: {problem}")
         setattr(model, role, tokenizer)
     return model
+
+
+def _vocabulary_mismatch(model, role, tokenizer):
+    """What is wrong when a tokenizer's ids are not the model's, or None.
+
+    A larger vocabulary gives ids the model refuses; a smaller one lets the
+    model generate ids the tokenizer cannot turn back into text."""
+    argument = role.replace("tokenizer", "vocabulary_size")  # source_... too
+    expected = getattr(model, argument)
+    if tokenizer.vocabulary_size() != expected:
+        return (
+            f"`{role}` has {tokenizer.vocabulary_size()} tokens but the model's "
+            f"`{argument}` is {expected}; they must be equal."
+        )
+    return None
 
 
 def load_metadata(name_or_directory):

@@ -102,6 +102,20 @@ def test_write_manifest_accepts_a_trusted_change(preset, tmp_path):
     assert presets.verify(copy) == copy
 
 
+def test_a_tokenizer_must_have_the_models_vocabulary(preset, tmp_path):
+    directory, model = preset
+    other = CharacterTokenizer.from_corpus(["the time machine!"])  # one more
+    message = r"`tokenizer` has 10 tokens but the model's `vocabulary_size` is 9"
+    model.tokenizer = other
+    with pytest.raises(ValueError, match="Cannot save this preset: " + message):
+        model.save_to_preset(tmp_path / "mismatched")
+    # A preset whose vocabulary was swapped and its manifest rewritten.
+    other.save_assets(str(directory / "assets" / "tokenizer"))
+    presets.write_manifest(directory)
+    with pytest.raises(ValueError, match="Refusing to load .*: " + message):
+        presets.load_preset(directory)
+
+
 def test_unknown_names_list_the_zoo():
     with pytest.raises(ValueError, match="neither a preset directory .* zoo presets:"):
         presets.load_preset("lstm_ptb_huge")

@@ -50,8 +50,9 @@ def check_choice(value, argument, choices):
 
 
 def check_rate(value, argument):
-    """Raises unless `value` is a float in [0, 1)."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
+    """Raises unless `value` is a number in [0, 1) (numpy's included, bools
+    excluded); returns it as a Python `float`."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
         raise ValueError(f"`{argument}` must be a number in [0, 1), got {value!r}.")
     if not 0.0 <= value < 1.0:
         raise ValueError(f"`{argument}` must be in [0, 1), got {value!r}.")

@@ -1,9 +1,12 @@
 """What every model promises, checked for every variant on the current backend."""
 
+import inspect
+
 import keras
 import numpy as np
 import pytest
 
+from keras_nlm import models
 from keras_nlm.testing import example_models
 
 EXAMPLES = {name: (model, x, y) for name, model, x, y in example_models()}
@@ -42,6 +45,40 @@ def test_config_rebuilds_an_equal_model(example):
     model, _, _ = example
     clone = type(model).from_config(model.get_config())
     assert clone.get_config() == model.get_config()
+
+
+# Values for the arguments that have no default, by name.
+REQUIRED = {
+    "units": 3,
+    "vocabulary_size": 5,
+    "source_vocabulary_size": 5,
+    "target_vocabulary_size": 5,
+    "embedding_dim": 2,
+    "num_classes": 2,
+    "batch_size": 2,
+}
+# Those with a constructor of their own (the fused LSTM and GRU keep Keras's).
+REGISTERED = {
+    name: cls
+    for name, cls in keras.saving.get_custom_objects().items()
+    if name.startswith("keras_nlm>") and cls.__init__.__module__.startswith("keras_nlm")
+}
+
+
+@pytest.mark.parametrize("name", sorted(REGISTERED))
+def test_get_config_holds_every_constructor_argument(name):
+    # A round trip through the config cannot see an argument left out of it:
+    # both sides would fall back to the same default.
+    cls = REGISTERED[name]
+    arguments = [
+        p
+        for p in inspect.signature(cls.__init__).parameters.values()
+        if p.name != "self" and p.kind is not p.VAR_KEYWORD
+    ]
+    values = {**REQUIRED, "language_model": models.RNNLM(5, num_layers=1)}
+    required = {p.name: values[p.name] for p in arguments if p.default is p.empty}
+    missing = {p.name for p in arguments} - set(cls(**required).get_config())
+    assert not missing, sorted(missing)
 
 
 def test_out_of_range_ids_raise_the_same_error_everywhere(example):

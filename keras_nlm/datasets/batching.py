@@ -18,7 +18,8 @@ import numpy as np
 from keras_nlm.validation import check_positive_int
 
 
-def _as_ids(ids, argument):
+def as_ids(ids, argument):
+    """`ids` as a 1-D int32 array, or a `ValueError` naming `argument`."""
     try:
         ids = np.asarray(ids)
     except ValueError:  # ragged nesting
@@ -52,6 +53,17 @@ class Batches(keras.utils.PyDataset):
     def __iter__(self):
         for i in range(len(self)):
             yield self[i]
+
+    def _batch_index(self, index):
+        """`index` as a batch number in `[0, len(self))`, counting from the end
+        when negative, as a sequence does; past the end, slicing would return
+        short or empty batches instead of failing."""
+        count = len(self)
+        if not -count <= index < count:
+            raise IndexError(
+                f"Batch index {index} is out of range for {count} batches."
+            )
+        return index % count
 
     def as_tf_dataset(self):
         """The same batches as a `tf.data.Dataset` (built from a generator)."""
@@ -114,11 +126,11 @@ class NGramWindows(Batches):
         **kwargs,
     ):
         super().__init__(**kwargs)
-        ids = _as_ids(ids, "ids")
+        ids = as_ids(ids, "ids")
         self.window_size = check_positive_int(window_size, "window_size")
         self.batch_size = check_positive_int(batch_size, "batch_size")
         if start_id is not None:
-            _as_ids([start_id], "start_id")
+            as_ids([start_id], "start_id")
             ids = np.concatenate([np.full(window_size, start_id, "int32"), ids])
         if len(ids) <= window_size:
             raise ValueError(
@@ -133,6 +145,7 @@ class NGramWindows(Batches):
         return -(-len(self.windows) // self.batch_size)
 
     def __getitem__(self, index):
+        index = self._batch_index(index)
         rows = self.windows[
             self._order[index * self.batch_size : (index + 1) * self.batch_size]
         ]
@@ -167,11 +180,11 @@ class StreamBatches(Batches):
 
     def __init__(self, ids, batch_size=20, sequence_length=35, start_id=None, **kwargs):
         super().__init__(**kwargs)
-        ids = _as_ids(ids, "ids")
+        ids = as_ids(ids, "ids")
         self.batch_size = check_positive_int(batch_size, "batch_size")
         self.sequence_length = check_positive_int(sequence_length, "sequence_length")
         if start_id is not None:
-            ids = np.concatenate([_as_ids([start_id], "start_id"), ids])
+            ids = np.concatenate([as_ids([start_id], "start_id"), ids])
         row_length = len(ids) // batch_size
         if row_length <= sequence_length:
             raise ValueError(
@@ -184,7 +197,7 @@ class StreamBatches(Batches):
         return (self.streams.shape[1] - 1) // self.sequence_length
 
     def __getitem__(self, index):
-        start = index * self.sequence_length
+        start = self._batch_index(index) * self.sequence_length
         end = start + self.sequence_length
         return self.streams[:, start:end], self.streams[:, start + 1 : end + 1]
 
@@ -250,9 +263,16 @@ class SentencePairs(Batches):
                         f"sentence; got {sentence!r}."
                     )
             # All at once: one array of every id, checked like `ids`.
-            _as_ids([i for sentence in sentences for i in sentence], argument)
-        ids = _as_ids([start_id, end_id, padding_id], "start_id, end_id, padding_id")
+            as_ids([i for sentence in sentences for i in sentence], argument)
+        ids = as_ids([start_id, end_id, padding_id], "start_id, end_id, padding_id")
         self.start_id, self.end_id, self.padding_id = (int(i) for i in ids)
+        if len({self.start_id, self.end_id, self.padding_id}) < 3:
+            # A padding delimiter would be masked; equal delimiters would end
+            # every decoded sentence at its start.
+            raise ValueError(
+                "`start_id`, `end_id` and `padding_id` must be three different "
+                f"ids; got {self.start_id}, {self.end_id} and {self.padding_id}."
+            )
         self.pairs = [
             (list(s), list(t))
             for s, t in zip(sources, targets)
@@ -288,6 +308,7 @@ class SentencePairs(Batches):
         return batch
 
     def __getitem__(self, index):
+        index = self._batch_index(index)
         pairs = [self.pairs[i] for i in self.buckets[self._order[index]]]
         source = self._pad([s for s, _ in pairs])
         target_in = self._pad([[self.start_id] + t for _, t in pairs])

@@ -81,6 +81,9 @@ def test_sentence_pairs_delimiters_padding_buckets():
         SentencePairs([[1]], [], 1, 2)
     with pytest.raises(ValueError, match="No sentence pair"):
         SentencePairs([[1, 2, 3]], [[1, 2, 3]], 1, 2, max_length=2)
+    for start_id, end_id in ((0, 2), (1, 0), (1, 1)):  # padding, or equal
+        with pytest.raises(ValueError, match="must be three different ids"):
+            SentencePairs(sources, targets, start_id, end_id)
 
 
 def test_sentence_pairs_pad_to_a_multiple_of_a_width():
@@ -98,6 +101,27 @@ def test_sentence_pairs_pad_to_a_multiple_of_a_width():
     assert widths == {(4, 4), (8, 8), (12, 12)}
     with pytest.raises(ValueError, match="`pad_to_multiple_of`"):
         SentencePairs(sources, targets, 1, 2, pad_to_multiple_of=0)
+
+
+@pytest.mark.parametrize(
+    "batches",
+    [
+        NGramWindows(np.arange(20), window_size=4, batch_size=6, shuffle=False),
+        StreamBatches(np.arange(103), batch_size=4, sequence_length=7),
+        SentencePairs([[5], [6, 7], [8]], [[9], [4], [6]], 1, 2, batch_size=2),
+    ],
+    ids=["windows", "streams", "pairs"],
+)
+def test_batch_indices_count_from_the_end_and_stop_at_it(batches):
+    # Past the end, slicing gave short or empty batches instead of failing.
+    last = batches[len(batches) - 1]
+    for got, expected in zip(batches[-1], last):
+        if isinstance(expected, dict):
+            got, expected = list(got.values()), list(expected.values())
+        np.testing.assert_array_equal(got, expected)
+    for index in (len(batches), -len(batches) - 1):
+        with pytest.raises(IndexError, match=f"Batch index {index} is out of range"):
+            batches[index]
 
 
 def test_bad_ids_argument():

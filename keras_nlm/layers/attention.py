@@ -42,7 +42,7 @@ class EncoderDecoderAttention(keras.layers.Layer):
 
     def __init__(self, score="luong", hidden_dim=128, **kwargs):
         super().__init__(**kwargs)
-        self.score = check_choice(score, "attention", SCORES)
+        self.score = check_choice(score, "score", SCORES)
         self.hidden_dim = check_positive_int(hidden_dim, "hidden_dim")
         self.key_projection = keras.layers.Dense(hidden_dim, use_bias=False, name="W2")
         if score == "bahdanau":

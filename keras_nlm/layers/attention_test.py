@@ -34,5 +34,5 @@ def test_luong_needs_matching_sizes():
 
 
 def test_unknown_score():
-    with pytest.raises(ValueError, match="`attention`"):
+    with pytest.raises(ValueError, match="`score` must be one of 'bahdanau'"):
         EncoderDecoderAttention("dot-product")

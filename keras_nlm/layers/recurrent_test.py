@@ -69,6 +69,7 @@ def test_bad_arguments_name_themselves():
         RecurrentStack(num_layers=0)
     with pytest.raises(ValueError, match="`dropout`"):
         RecurrentStack(dropout=1.5)
+    assert RecurrentStack(dropout=np.float32(0.25)).get_config()["dropout"] == 0.25
     stack = RecurrentStack(num_layers=2, hidden_dim=3)
     with pytest.raises(ValueError, match="one list of states per layer"):
         stack(np.zeros((1, 2, 3), "float32"), initial_state=[[np.zeros((1, 3))] * 2])

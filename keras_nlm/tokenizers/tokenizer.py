@@ -1,5 +1,6 @@
 import collections
 import json
+import numbers
 import os
 
 import numpy as np
@@ -60,6 +61,15 @@ class Tokenizer:
         `min_frequency` times, most frequent first (ties in sorted order),
         keeping at most `max_size` entries in all.
         """
+        if isinstance(texts, (str, bytes, bytearray)):
+            # Iterating it would count its characters as the tokens.
+            raise ValueError(
+                "`texts` must be an iterable of strings (e.g. the corpus's "
+                f"lines), not one {type(texts).__name__}; wrap it in a list."
+            )
+        min_frequency = check_positive_int(min_frequency, "min_frequency")
+        if max_size is not None:
+            max_size = check_positive_int(max_size, "max_size")
         tokenizer = cls(**kwargs)
         counts = collections.Counter()
         for text in texts:
@@ -125,6 +135,10 @@ class Tokenizer:
 
     def id_to_token(self, id):
         self._check_vocabulary()
+        if isinstance(id, bool) or not isinstance(id, numbers.Integral):
+            raise ValueError(
+                f"`id` must be an integer token id; got {id!r} ({type(id).__name__})."
+            )
         if not 0 <= id < len(self._vocabulary):
             raise ValueError(f"`id` must be in [0, {len(self._vocabulary)}); got {id}.")
         return self._vocabulary[id]
@@ -158,13 +172,17 @@ class Tokenizer:
         Args:
             inputs: a string, or a list of strings (a batch).
             add_start, add_end: put the start / end delimiter around each text.
-            sequence_length: for a batch, pad (with the padding id) or cut
-                every row to this length and return an int32 array
-                `(batch, sequence_length)`; otherwise lists of ids.
+            sequence_length: pad (with the padding id) or cut every row to
+                this length and return an int32 array, `(sequence_length,)`
+                for a string and `(batch, sequence_length)` for a batch;
+                otherwise lists of ids.
         """
         self._check_vocabulary()
         if isinstance(inputs, str):
-            return self._encode(inputs, add_start, add_end)
+            ids = self._encode(inputs, add_start, add_end)
+            if sequence_length is None:
+                return ids
+            return self._pad([ids], sequence_length)[0]
         if not isinstance(inputs, (list, tuple, np.ndarray)):
             if isinstance(inputs, (bytes, bytearray)):
                 _check_text(inputs)
@@ -175,6 +193,9 @@ class Tokenizer:
         rows = [self._encode(text, add_start, add_end) for text in inputs]
         if sequence_length is None:
             return rows
+        return self._pad(rows, sequence_length)
+
+    def _pad(self, rows, sequence_length):
         if self.padding_id is None:
             raise ValueError(
                 "`sequence_length` pads, so the tokenizer needs a `padding_token`."

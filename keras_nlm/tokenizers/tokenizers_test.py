@@ -49,6 +49,12 @@ def test_min_frequency_and_max_size():
     assert WordTokenizer.from_corpus(corpus, max_size=6).get_vocabulary()[5:] == ["a"]
     with pytest.raises(ValueError, match="`max_size`"):
         WordTokenizer.from_corpus(corpus, max_size=2)
+    for argument, value in (("min_frequency", 0), ("max_size", 7.5)):
+        with pytest.raises(ValueError, match=f"`{argument}` must be a positive"):
+            WordTokenizer.from_corpus(corpus, **{argument: value})
+    # One string is not a corpus: its characters would become the vocabulary.
+    with pytest.raises(ValueError, match="`texts` must be an iterable of strings"):
+        WordTokenizer.from_corpus("a a a b b c")
 
 
 def test_batches_pad_and_cut():
@@ -57,6 +63,12 @@ def test_batches_pad_and_cut():
     assert batch.dtype == np.int32 and batch.shape == (2, 3)
     np.testing.assert_array_equal(batch[1], [tokenizer.token_to_id("z"), 3, 0])
     assert tokenizer.detokenize(batch) == ["x y z", "z"]
+    one = tokenizer.tokenize("z", add_end=True, sequence_length=3)
+    assert one.dtype == np.int32
+    np.testing.assert_array_equal(one, batch[1])
+    for id in (True, 1.0):
+        with pytest.raises(ValueError, match="`id` must be an integer token id"):
+            tokenizer.id_to_token(id)
 
 
 def test_punctuation_split_and_lowercase():
