@@ -296,7 +296,8 @@ def _vocabulary_mismatch(model, role, tokenizer):
 
     A larger vocabulary gives ids the model refuses; a smaller one lets the
     model generate ids the tokenizer cannot turn back into text."""
-    argument = role.replace("tokenizer", "vocabulary_size")  # source_... too
+    # tokenizer: vocabulary_size, source_tokenizer: source_vocabulary_size, ...
+    argument = role.replace("tokenizer", "vocabulary_size")
     expected = getattr(model, argument)
     if tokenizer.vocabulary_size() != expected:
         return (
