@@ -11,6 +11,8 @@ shape, as KerasHub's `CausalLM.generate` does: `jax.jit` on JAX, `tf.function`
 on TensorFlow; PyTorch runs it eagerly, without autograd.
 """
 
+import functools
+
 import keras
 import keras_hub
 import numpy as np
@@ -131,7 +133,10 @@ def _compile(model, sampler, next, start, stop_token_ids):
         # Without XLA, as the models' layers opt out of it on TensorFlow
         # (see `keras_nlm.validation.supports_jit_on_backend`). Shapes that
         # vary from call to call (source lengths) are traced as unknown.
-        return tf.function(sample, reduce_retracing=True)
+        # A partial, not the closure itself: TensorFlow counts traces by code
+        # object, and warned of "retracing" once five models had compiled
+        # their own loops (each model compiles one, by design).
+        return tf.function(functools.partial(sample), reduce_retracing=True)
     if backend == "jax":
         import jax
 

@@ -138,6 +138,19 @@ def test_same_shapes_reuse_the_compiled_loop(monkeypatch):
     assert calls == []
 
 
+@pytest.mark.skipif(
+    keras.backend.backend() != "tensorflow", reason="TensorFlow's own warning"
+)
+def test_a_new_model_compiles_its_own_loop_without_a_retracing_warning(caplog):
+    # Like the main job, which generates from every zoo model in turn:
+    # TensorFlow warned after the fifth, as if one function were retraced.
+    for hidden_dim in range(2, 8):
+        lm = models.RNNLM(15, num_layers=1, hidden_dim=hidden_dim, embedding_dim=4)
+        lm.generate([[4, 5]], max_length=4)
+    warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert not [w for w in warnings if "retracing" in w], warnings
+
+
 def _is_greedy_translation(model, source, translation, max_length, start_id, end_id):
     """Whether each target token, and `end_id` after them unless `max_length`
     was reached, is the argmax (padding id 0 excluded) of the model rerun with

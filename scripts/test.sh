@@ -13,7 +13,7 @@ cores=$(nproc)
 workers=${KERAS_NLM_TEST_WORKERS:-$((cores < 4 ? cores : 4))}
 for backend in $backends; do
     echo "=== KERAS_BACKEND=$backend"
-    KERAS_BACKEND=$backend "$PYTHON" -m pytest -q -n "$workers" --dist loadfile "$@" || failed+=("$backend")
+    KERAS_BACKEND=$backend "$PYTHON" -m pytest -q -n "$workers" --dist loadfile --no-loadscope-reorder "$@" || failed+=("$backend")
 done
 if [ ${#failed[@]} -gt 0 ]; then
     echo "FAILED under: ${failed[*]}"
