@@ -1,7 +1,10 @@
 """The course notebooks run top to bottom on the current backend (quick mode).
 
-Each notebook is executed headless in a fresh kernel with `KERAS_NLM_QUICK=1`
-(small sizes, seconds instead of minutes) and the test fails on any error.
+Each notebook is executed headless with `KERAS_NLM_QUICK=1` (small sizes,
+seconds instead of minutes) and the test fails on any error. They share one
+kernel, its namespace emptied (`%reset -f`) before each notebook, which must
+then import and define all it uses: the imports and compiled programs of the
+notebooks before it are reused (JAX: 302 -> 217 s for the eight).
 The committed copies are checked too: they carry the outputs of a full run.
 """
 
@@ -10,6 +13,7 @@ import pathlib
 
 import nbformat
 import pytest
+from jupyter_client.manager import KernelManager
 from nbclient import NotebookClient
 
 NOTEBOOKS = pathlib.Path(__file__).parents[1] / "notebooks"
@@ -46,17 +50,27 @@ def test_committed_notebook_carries_a_full_run(path):
             assert "QUICK MODE" not in str(output.get("text", "")), path.name
 
 
-@pytest.mark.parametrize("path", PATHS, ids=[p.stem for p in PATHS])
-def test_notebook_runs_in_quick_mode(path, monkeypatch):
-    monkeypatch.setenv("KERAS_NLM_QUICK", "1")
-    monkeypatch.setenv("MPLBACKEND", "Agg")
+@pytest.fixture(scope="module")
+def kernel():
     assert os.environ.get("KERAS_BACKEND"), "scripts/test.sh sets the backend"
+    manager = KernelManager(kernel_name="python3")
+    env = {**os.environ, "KERAS_NLM_QUICK": "1", "MPLBACKEND": "Agg"}
+    manager.start_kernel(env=env, cwd=str(NOTEBOOKS))
+    yield manager
+    manager.shutdown_kernel(now=True)
+
+
+@pytest.mark.parametrize("path", PATHS, ids=[p.stem for p in PATHS])
+def test_notebook_runs_in_quick_mode(path, kernel):
+    if not kernel.is_alive():  # a notebook before this one killed it
+        kernel.restart_kernel(now=True)
     notebook = nbformat.read(path, as_version=4)
+    notebook.cells.insert(0, nbformat.v4.new_code_cell("%reset -f"))
     # Raises `CellExecutionError` (with the cell and traceback) on any error.
     NotebookClient(
         notebook,
+        km=kernel,
         timeout=600,
-        kernel_name="python3",
         resources={"metadata": {"path": str(NOTEBOOKS)}},
     ).execute()
     outputs = [

@@ -132,11 +132,8 @@ def test_a_tiny_corpus_is_learned_and_a_run_killed_anywhere_resumes_to_the_same_
     print("killed at:", kills)
     assert not (run / presets.CONFIG_FILE).exists()
 
-    # Resumed, it ends as the uninterrupted run did.
-    command = [sys.executable, "-m", "keras_nlm.cli", *train, "--resume"]
-    env = {**os.environ, "KERAS_BACKEND": keras.backend.backend()}
-    subprocess.run(command, check=True, capture_output=True, env=env)
-    resumed = presets.load_metadata(run)
+    # Resumed (here, in this process), it ends as the uninterrupted run did.
+    _, resumed = training.train(TINY, run, resume=True, verbose=0)
     assert [h["epoch"] for h in resumed["history"]] == [1, 2, 3]
     for a, b in zip(_weights(whole), _weights(run)):
         np.testing.assert_allclose(a, b, atol=1e-6)
