@@ -100,18 +100,18 @@ def pytest_terminal_summary(terminalreporter):
         pathlib.Path(path).write_text(json.dumps(totals, indent=2) + "\n")
 
 
-# The test files that take longest (seconds under JAX on one core, measured
-# with --durations), run first: pytest-xdist hands each worker a whole file at
+# The test files that take longest (measured with --durations), run first: pytest-xdist hands each worker a whole file at
 # a time, and one of these dealt out last kept its worker busy while the other
 # idled (scripts/test.sh turns off xdist's own order, by test count, which
 # dealt them out last).
-SLOW_FILES_FIRST = (
-    "tests/notebooks_test.py",  # ~280 s
-    "keras_nlm/training/training_test.py",  # ~135 s
-    "tests/readme_test.py",  # ~125 s
-    "tests/model_contract_test.py",  # ~110 s
-    "tests/cross_backend_test.py",  # ~105 s
-    "keras_nlm/datasets/batching_test.py",  # ~95 s
+SLOW_FILES_FIRST = (  # worker seconds, the slowest backend's
+    "tests/model_contract_test.py",  # ~210 s (TensorFlow)
+    "tests/notebooks_test.py",  # ~170 s (JAX)
+    "tests/readme_test.py",  # ~135 s (TensorFlow)
+    "keras_nlm/training/training_test.py",  # ~125 s (TensorFlow)
+    "tests/cross_backend_test.py",  # ~90 s (TensorFlow)
+    "keras_nlm/generation_test.py",  # ~60 s (JAX)
+    "keras_nlm/models/seq2seq/seq2seq_test.py",  # ~55 s (JAX)
 )
 
 
