@@ -100,10 +100,10 @@ def pytest_terminal_summary(terminalreporter):
         pathlib.Path(path).write_text(json.dumps(totals, indent=2) + "\n")
 
 
-# The test files that take longest (measured with --durations), run first: pytest-xdist hands each worker a whole file at
-# a time, and one of these dealt out last kept its worker busy while the other
-# idled (scripts/test.sh turns off xdist's own order, by test count, which
-# dealt them out last).
+# The test files that take longest (measured with --durations), run first:
+# pytest-xdist hands each worker a whole file at a time, and one of these dealt
+# out last kept its worker busy while the other idled (scripts/test.sh turns
+# off xdist's own order, by test count, which dealt them out last).
 SLOW_FILES_FIRST = (  # worker seconds, the slowest backend's
     "tests/model_contract_test.py",  # ~210 s (TensorFlow)
     "tests/notebooks_test.py",  # ~170 s (JAX)
