@@ -71,7 +71,6 @@ def test_notebook_runs_in_quick_mode(path, kernel):
         notebook,
         km=kernel,
         timeout=600,
-        resources={"metadata": {"path": str(NOTEBOOKS)}},
     ).execute()
     outputs = [
         str(output.get("text", ""))
