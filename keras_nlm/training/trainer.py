@@ -118,37 +118,57 @@ def train(recipe, output, resume=False, data_dir=None, verbose="auto"):
                     seed=recipe.seed + i,
                 )
             )
-    trainer.compile(
-        optimizer=recipe.make_optimizer(),
-        metrics=[
-            keras_hub.metrics.Perplexity(
-                from_logits=True, mask_token_id=model.ignored_label
-            )
-        ],
-    )
     checkpoint = EpochCheckpoint(output / "checkpoint")
-    started = time.perf_counter()
-    trainer.fit(
-        train_data,
-        validation_data=validation_data,
-        epochs=recipe.epochs,
-        # The scheduler comes first, so that the epoch's learning rate, which it
-        # adds to the logs, is in the checkpoint's history.
-        callbacks=[
-            keras.callbacks.LearningRateScheduler(
-                lambda epoch, _: recipe.learning_rate_at(epoch, checkpoint.history)
-            ),
-            checkpoint,
-        ],
-        verbose=verbose,
-        # The batches shuffle themselves, from (seed, epoch); Keras's own
-        # shuffling would differ between a resumed and an uninterrupted run.
-        shuffle=False,
+    # The scheduler comes first, so that the epoch's learning rate, which it
+    # adds to the logs, is in the checkpoint's history.
+    schedule = keras.callbacks.LearningRateScheduler(
+        lambda epoch, _: recipe.learning_rate_at(epoch, checkpoint.history)
     )
+    # The averaged epochs, if any, are a second `fit` with an optimizer that
+    # keeps the average: it starts at the weights the first part ended with.
+    parts = [recipe.epochs]
+    if recipe.average_after is not None:
+        parts = [recipe.average_after, recipe.epochs]
+    started = time.perf_counter()
+    for end in parts:
+        averaged = recipe.averaged(end - 1)
+        # The last part always runs: its `fit` loads the latest checkpoint.
+        if end < recipe.epochs and initial_epoch >= end:
+            continue
+        callbacks = [schedule, checkpoint]
+        if averaged:
+            # Validation sees the average. The checkpoints keep the weights
+            # being trained as the model's and the average in the optimizer's
+            # state, so that a resumed run goes on as an uninterrupted one.
+            callbacks.insert(1, keras.callbacks.SwapEMAWeights())
+        trainer.compile(
+            optimizer=recipe.make_optimizer(averaged),
+            metrics=[
+                keras_hub.metrics.Perplexity(
+                    from_logits=True, mask_token_id=model.ignored_label
+                )
+            ],
+        )
+        # At the first averaged epoch the checkpoint's optimizer (without an
+        # average) does not fit, so Keras skips loading it with a warning: the
+        # new optimizer starts at step 0, where its average is the weights.
+        trainer.fit(
+            train_data,
+            validation_data=validation_data,
+            epochs=end,
+            callbacks=callbacks,
+            verbose=verbose,
+            # The batches shuffle themselves, from (seed, epoch); Keras's own
+            # shuffling would differ between a resumed and an uninterrupted run.
+            shuffle=False,
+        )
     best_epoch = None
     if recipe.restore_best_weights:
         best_epoch = checkpoint.best_epoch()
-        trainer.load_weights(checkpoint.weights_of(best_epoch))
+    kept = best_epoch or checkpoint.history[-1]["epoch"]
+    trainer.load_weights(checkpoint.weights_of(kept))
+    if recipe.averaged(kept - 1):
+        trainer.optimizer.finalize_variable_values(trainer.trainable_weights)
     metrics = {}
     for split in ("validation", "test"):
         metrics[split] = evaluation.evaluate(

@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 
 from keras_nlm import cli, presets, training
+from keras_nlm.models import CarriedState
 from keras_nlm.testing import count_case
 from keras_nlm.training import trainer
 from keras_nlm.training.checkpoint import EpochCheckpoint
@@ -236,6 +237,12 @@ def test_recipes_reject_bad_settings():
         TINY.replace(dropout=1.5)
     with pytest.raises(ValueError, match="known recipes: .*lstm_ptb_small"):
         training.get("lstm_ptb_large")
+    with pytest.raises(ValueError, match="average_after"):
+        TINY.replace(average_after=3, average_learning_rate=1.0)
+    with pytest.raises(ValueError, match="average_learning_rate"):
+        TINY.replace(average_after=1)
+    with pytest.raises(ValueError, match="average_momentum"):
+        TINY.replace(average_after=1, average_learning_rate=1.0, average_momentum=1.0)
 
 
 def test_zaremba_schedule_halves_after_epoch_four():
@@ -271,6 +278,46 @@ def test_each_epochs_learning_rate_follows_the_logged_validation_losses(tmp_path
     logged = [logs["learning_rate"] for logs in history]
     expected = [recipe.learning_rate_at(e, history) for e in range(len(history))]
     assert logged == pytest.approx(expected, rel=1e-6)
+
+
+def test_averaged_epochs_validate_keep_and_resume_the_average(tmp_path):
+    # SGD at lr 1 for an epoch, then at lr 1 with the weights averaged.
+    recipe = QUICK.replace(
+        optimizer="sgd",
+        decay_after=None,
+        learning_rate=1.0,
+        average_after=1,
+        average_learning_rate=1.0,
+        average_momentum=0.9,
+    )
+    model, metadata = training.train(recipe, tmp_path / "whole", verbose=0)
+    history = metadata["history"]
+    assert [h["learning_rate"] for h in history] == [1.0, 1.0, 1.0]
+    # The kept model is the average, which the checkpoint holds in the
+    # optimizer's state; the model's weights there are those trained last.
+    last = tmp_path / "whole" / "checkpoint" / "epoch-0003" / "model.weights.h5"
+    with h5py.File(last) as file:
+        saved = file["optimizer"]["vars"]
+        state = [np.asarray(saved[str(i)]) for i in range(len(saved))]
+    averages = [a for a in state if a.ndim]
+    assert len(averages) == len(model.get_weights())
+    for kept, average in zip(model.get_weights(), averages):
+        np.testing.assert_allclose(kept, average, atol=1e-6)
+    trained = presets.load_preset(tmp_path / "whole")
+    reader = CarriedState(trained, recipe.batch_size)
+    reader(np.zeros((recipe.batch_size, recipe.sequence_length), "int32"))
+    reader.load_weights(last)
+    for a, b in zip(model.get_weights(), trained.get_weights()):
+        assert not np.allclose(a, b)
+    # Stopped after the first averaged epoch and resumed, it ends the same.
+    run = tmp_path / "resumed"
+    training.train(recipe.replace(epochs=2), run, verbose=0)
+    _, resumed = training.train(recipe, run, resume=True, verbose=0)
+    for a, b in zip(model.get_weights(), _weights(run)):
+        np.testing.assert_allclose(a, b, atol=1e-6)
+    assert resumed["history"][-1]["val_loss"] == pytest.approx(
+        history[-1]["val_loss"], rel=1e-5
+    )
 
 
 def test_restore_best_weights_ends_with_the_best_validation_epoch(tmp_path):
