@@ -281,18 +281,18 @@ def test_each_epochs_learning_rate_follows_the_logged_validation_losses(tmp_path
 
 
 def test_averaged_epochs_validate_keep_and_resume_the_average(tmp_path):
-    # SGD at lr 1 for an epoch, then at lr 1 with the weights averaged.
+    # SGD at lr 1 for an epoch, then at lr 0.5 with the weights averaged.
     recipe = QUICK.replace(
         optimizer="sgd",
         decay_after=None,
         learning_rate=1.0,
         average_after=1,
-        average_learning_rate=1.0,
+        average_learning_rate=0.5,
         average_momentum=0.9,
     )
     model, metadata = training.train(recipe, tmp_path / "whole", verbose=0)
     history = metadata["history"]
-    assert [h["learning_rate"] for h in history] == [1.0, 1.0, 1.0]
+    assert [h["learning_rate"] for h in history] == [1.0, 0.5, 0.5]
     # The kept model is the average, which the checkpoint holds in the
     # optimizer's state; the model's weights there are those trained last.
     last = tmp_path / "whole" / "checkpoint" / "epoch-0003" / "model.weights.h5"
