@@ -19,10 +19,10 @@ import numpy as np
 from keras import ops
 
 from keras_nlm.validation import (
-    _state,
     check_choice,
     check_positive_int,
     check_token_ids,
+    checked_upstream,
     is_integer_dtype,
 )
 
@@ -130,9 +130,8 @@ def _compile(model, sampler, next, start, stop_token_ids):
     if backend == "tensorflow":
         import tensorflow as tf
 
-        # Without XLA, as the models' layers opt out of it on TensorFlow
-        # (see `keras_nlm.validation.supports_jit_on_backend`). Shapes that
-        # vary from call to call (source lengths) are traced as unknown.
+        # Without XLA, which would compile anew for every prompt shape; shapes
+        # that vary from call to call (source lengths) are traced as unknown.
         # A partial, not the closure itself: TensorFlow counts traces by code
         # object, and warned of "retracing" once five models had compiled
         # their own loops (each model compiles one, by design).
@@ -187,9 +186,8 @@ def _sample(
     if key not in compiled:
         compiled[key] = _compile(model, sampler, next, start, stop_token_ids)
     # The prompts and delimiters were checked on entry and the sampler only
-    # picks ids of the vocabulary, so the loop need not check ids in-graph.
-    _state.prechecked = True
-    try:
+    # picks ids of the vocabulary: PyTorch's eager loop need not check them.
+    with checked_upstream():
         tokens = compiled[key](
             ops.convert_to_tensor(prompt),
             ops.convert_to_tensor(mask),
@@ -197,8 +195,6 @@ def _sample(
             ops.convert_to_tensor(index, "int32"),
             inputs,
         )
-    finally:
-        _state.prechecked = False
     return ops.convert_to_numpy(tokens)
 
 

@@ -1,24 +1,35 @@
 """Checks that turn bad input into one clear `ValueError` on every backend.
 
 Out-of-range token ids are the dangerous case: TensorFlow raises its own error,
-PyTorch an `IndexError`, and JAX silently clamps the gather. Keras has no
-portable in-graph assertion, so this module writes one: concrete tensors are
-checked in Python; inside a compiled step (`tf.function`, `jax.jit`) the ids'
-minimum and maximum go to a host callback that raises, and `guard_step`
-turns the backend's wrapper exception back into that `ValueError`.
+PyTorch an `IndexError`, and JAX silently clamps the gather. The checks run on
+the host, where values enter: eager calls, every batch that `fit`, `evaluate`
+and `predict` read (`CheckedData`; for `tf.data`, inside the input pipeline),
+prompts and the CLI. Compiled steps hold no host callback, so XLA, TPUs,
+several devices and `model.export` can run them.
 """
 
+import contextlib
 import functools
 import itertools
 import numbers
-import types
+import re
+import threading
 
 import keras
 import numpy as np
 from keras import ops
 
-# Not thread-local: TensorFlow and JAX run host callbacks on threads of their own.
-_state = types.SimpleNamespace(error=None, prechecked=False, in_step=False)
+# Keras takes a `DataAdapter` as `x` in `fit`/`evaluate`/`predict` but does not
+# export the class: the one way to see every batch before a compiled step reads it.
+from keras.src.trainers.data_adapters.data_adapter import DataAdapter
+
+
+class _State(threading.local):
+    checked = False  # see `checked_upstream`
+    pipeline = None  # the `Assert` ops of `in_pipeline`, while it traces
+
+
+_state = _State()
 
 
 def check_positive_int(value, argument):
@@ -90,20 +101,9 @@ def _out_of_range_error(argument, vocabulary_size, low, high, size_name):
     )
 
 
-def _host_check(argument, vocabulary_size, size_name="vocabulary_size"):
-    def check(low, high):
-        low, high = int(low), int(high)
-        if low < 0 or high >= vocabulary_size:
-            error = _out_of_range_error(argument, vocabulary_size, low, high, size_name)
-            # Remembered so that `guard_step` can raise it as it is.
-            _state.error = error
-            raise error
-
-    return check
-
-
 def _is_concrete(x):
-    """Whether `x` holds values now (eager), rather than being traced."""
+    """Whether `x` holds values now (eager), rather than being traced or
+    compiled: only concrete values are checked where they are used."""
     if isinstance(x, keras.KerasTensor):
         return False
     backend = keras.backend.backend()
@@ -118,9 +118,10 @@ def _is_concrete(x):
     if backend == "torch":
         import torch
 
-        # Eager, or torch.compile, which breaks the graph to run the check;
-        # meta tensors (Keras's shape inference) hold no values.
-        return not isinstance(x, torch.Tensor) or x.device.type != "meta"
+        # Meta tensors (Keras's shape inference) hold no values.
+        return not torch.compiler.is_compiling() and (
+            not isinstance(x, torch.Tensor) or x.device.type != "meta"
+        )
     return True
 
 
@@ -132,55 +133,126 @@ def _dtype_error(argument, dtype):
     )
 
 
+def _check_range(low, high, vocabulary_size, argument, size_name):
+    low, high = int(low), int(high)
+    if low < 0 or high >= vocabulary_size:
+        raise _out_of_range_error(argument, vocabulary_size, low, high, size_name)
+
+
 def check_token_ids(
     ids, vocabulary_size, argument="inputs", size_name="vocabulary_size"
 ):
     """Raises `ValueError` if any id is outside `[0, vocabulary_size)`, or
     if the ids are not integers (floats and bools would be truncated).
 
-    Works eagerly and inside compiled steps on TensorFlow, JAX and PyTorch.
-    Numpy arrays are checked as they are, before a backend converts them
-    (JAX would wrap int64 ids beyond int32 round). Returns `ids`; use the
-    returned tensor, which in a TensorFlow graph only becomes available once
-    the check has passed. `size_name` names the bound in the message.
+    Checks values on the host, where they are concrete: numpy arrays and
+    lists as they are, before a backend converts them (JAX would wrap int64
+    ids beyond int32's range), and eager tensors. Traced tensors (a compiled
+    step) pass unchecked: their batch was checked on its way in (see
+    `CheckedData`), so compiled code holds no host callback. In a `tf.data`
+    pipeline (`in_pipeline`), the check is an `Assert` op of the pipeline.
+    Returns `ids`; `size_name` names the bound in the message.
     """
     if isinstance(ids, keras.KerasTensor):
         return ids
-    check = _host_check(argument, vocabulary_size, size_name)
     if isinstance(ids, (np.ndarray, np.generic, list, tuple, int, float)):
         values = np.asarray(ids)
         if not is_integer_dtype(values.dtype):
             raise _dtype_error(argument, values.dtype)
         if values.size:
-            check(values.min(), values.max())
+            _check_range(
+                values.min(), values.max(), vocabulary_size, argument, size_name
+            )
         return ids
-    if _state.prechecked:
-        # The batch was checked before it entered the compiled step, or the
-        # ids come from the sampling loop, which only picks vocabulary ids.
+    if _state.pipeline is not None:
+        if not is_integer_dtype(ids.dtype):
+            raise _dtype_error(argument, ids.dtype)
+        _state.pipeline.append(
+            _pipeline_assert(ids, vocabulary_size, argument, size_name)
+        )
         return ids
-    concrete = _is_concrete(ids)
-    if (concrete or _state.in_step) and not is_integer_dtype(ids.dtype):
-        # In a compiled step the dtype is known while tracing; outside one
-        # (Keras building a model from float placeholders) it is not data.
+    if _state.checked or not _is_concrete(ids):
+        return ids
+    if not is_integer_dtype(ids.dtype):
         raise _dtype_error(argument, ids.dtype)
-    low, high = ops.min(ids), ops.max(ids)
-    if concrete:
-        check(ops.convert_to_numpy(low), ops.convert_to_numpy(high))
-        return ids
-    backend = keras.backend.backend()
-    if backend == "tensorflow":
-        import tensorflow as tf
-
-        # Else the gather that reads `ids` may fail first, with TF's own error.
-        passed = tf.numpy_function(lambda a, b: check(a, b) or 0, [low, high], tf.int64)
-        with tf.control_dependencies([passed]):
-            return tf.identity(ids)
-    if backend == "jax":
-        import jax
-
-        # JAX's gather clamps instead of failing, so the callback always wins.
-        jax.debug.callback(check, low, high)
+    if ops.size(ids):
+        low, high = ops.min(ids), ops.max(ids)
+        _check_range(
+            ops.convert_to_numpy(low),
+            ops.convert_to_numpy(high),
+            vocabulary_size,
+            argument,
+            size_name,
+        )
     return ids
+
+
+@contextlib.contextmanager
+def checked_upstream():
+    """Within it, tensors reach the models already checked: a batch that
+    `fit`/`evaluate`/`predict` checked on its way in, or ids that a sampler
+    picked from the vocabulary. (Spares PyTorch's eager steps a
+    device-to-host copy per check.)"""
+    before, _state.checked = _state.checked, True
+    try:
+        yield
+    finally:
+        _state.checked = before
+
+
+# A failed pipeline check: TensorFlow's message holds this, then the ids' min and max.
+_PIPELINE_MARK = "keras_nlm.check_token_ids"
+
+
+def _pipeline_assert(ids, vocabulary_size, argument, size_name):
+    import tensorflow as tf
+
+    ids = tf.cast(ids, "int64")
+    low, high = tf.reduce_min(ids), tf.reduce_max(ids)
+    valid = tf.logical_or(
+        tf.equal(tf.size(ids), 0),
+        tf.logical_and(low >= 0, high < vocabulary_size),
+    )
+    mark = f"{_PIPELINE_MARK}|{argument}|{size_name}|{vocabulary_size}|"
+    return tf.debugging.Assert(valid, [mark, low, high])
+
+
+def in_pipeline(check, batch):
+    """Runs `check()` on `batch` while a `tf.data` map function is traced: the id
+    checks become `Assert` ops of the pipeline (TensorFlow runs input
+    pipelines on the host, outside the compiled step), and the batch comes
+    back depending on them. `pipeline_errors` turns a failed one into its
+    `ValueError`."""
+    import tensorflow as tf
+
+    _state.pipeline = []
+    try:
+        check()
+        asserts = _state.pipeline
+    finally:
+        _state.pipeline = None
+    with tf.control_dependencies(asserts):
+        return tf.nest.map_structure(tf.identity, batch)
+
+
+@contextlib.contextmanager
+def pipeline_errors():
+    """Raises a failed `in_pipeline` check as the `ValueError` it stands for
+    (TensorFlow raises it from wherever it reads the pipeline)."""
+    try:
+        yield
+    except Exception as error:
+        match = re.search(
+            re.escape(_PIPELINE_MARK)
+            + r"\|(.*?)\|(.*?)\|(\d+)\|\] \[(-?\d+)\] \[(-?\d+)\]",
+            str(error),
+        )
+        if match is None:
+            raise
+        argument, size_name, size, low, high = match.groups()
+        raise _out_of_range_error(
+            argument, int(size), int(low), int(high), size_name
+        ) from None
 
 
 def check_token_tensor(ids, vocabulary_size, argument, dimensions):
@@ -189,55 +261,91 @@ def check_token_tensor(ids, vocabulary_size, argument, dimensions):
     return check_token_ids(ids, vocabulary_size, argument)
 
 
-def guard_step(step, check_batch, restore_variables, steps_per_execution=1):
-    """Wraps a Keras train/test/predict step function for bad token ids.
+def guard_step(step, restore_variables, steps_per_execution=1):
+    """Wraps a Keras train/test/predict step function for batches checked
+    on their way in (`CheckedData`, `in_pipeline`).
 
-    On JAX, each batch is checked by `check_batch(x, y)` while still concrete,
-    before it enters the jitted step (a step that failed inside `jax.jit` would
-    have consumed the model's donated weights); as Keras's JAX loop detaches
-    the weights while it runs, `restore_variables(state)` puts them back when a
-    batch is refused. On TensorFlow the check runs inside the graph, and the
-    backend's wrapper exception is turned back into the check's `ValueError`.
-    With `steps_per_execution`, the JAX step runs that many batches; all are
-    checked before the first runs, as the restored state is the one before it.
+    On JAX, the batches a step reads are drawn (and so checked) before the
+    jitted step runs: as Keras's JAX loop detaches the weights while it
+    runs, `restore_variables(state)` puts them back when a batch is
+    refused.
     """
     if getattr(step, "_keras_nlm_guarded", False):
         return step
+    backend = keras.backend.backend()
 
     @functools.wraps(step)
     def guarded(*args):
-        _state.error = None
-        jax = keras.backend.backend() == "jax"
-        _state.in_step = True
-        try:
-            if jax:
-                state, batches = args
-                args = (state, _checked(batches, check_batch, steps_per_execution))
-                _state.prechecked = True
-            return step(*args)
-        except Exception as backend_error:
-            error, _state.error = _state.error, None
-            if jax and error is backend_error:
+        if backend == "jax":
+            state, batches = args
+            try:
+                batches = list(itertools.islice(batches, steps_per_execution))
+            except Exception:
                 restore_variables(state)
-            if error is None or error is backend_error:
                 raise
-            raise ValueError(str(error)) from None
-        finally:
-            _state.prechecked = False
-            _state.in_step = False
+            args = (state, iter(batches))
+        with checked_upstream():
+            return step(*args)
 
     guarded._keras_nlm_guarded = True
     return guarded
 
 
-def _checked(batches, check_batch, steps):
-    batches = list(itertools.islice(batches, steps))
-    for batch in batches:
-        x, y, _ = keras.utils.unpack_x_y_sample_weight(batch)
-        check_batch(x, y)
-    return iter(batches)
+class CheckedData(DataAdapter):
+    """Keras's data adapter for a dataset, each batch checked by
+    `check_batch(x, y)` on the host before a compiled step reads it.
 
+    Numpy, JAX and PyTorch iterators are checked batch by batch in Python;
+    TensorFlow's `tf.data` pipeline gets the checks as ops (`in_pipeline`).
+    Keras's own adapter (for a `PyDataset`, `tf.data`, a generator,
+    PyTorch's `DataLoader`) does everything else.
+    """
 
-def supports_jit_on_backend():
-    """XLA in TensorFlow drops host callbacks, so id-checking layers opt out."""
-    return keras.backend.backend() != "tensorflow"
+    def __init__(self, adapter, check_batch):
+        self.adapter = adapter
+        self.check_batch = check_batch
+
+    def _checked(self, batches):
+        for batch in batches:
+            x, y, _ = keras.utils.unpack_x_y_sample_weight(batch)
+            self.check_batch(x, y)
+            yield batch
+
+    def get_numpy_iterator(self):
+        return self._checked(self.adapter.get_numpy_iterator())
+
+    def get_jax_iterator(self):
+        return self._checked(self.adapter.get_jax_iterator())
+
+    def get_torch_dataloader(self):
+        return self._checked(self.adapter.get_torch_dataloader())
+
+    def get_tf_dataset(self):
+        def check(*batch):
+            batch = batch if len(batch) > 1 else batch[0]
+            x, y, _ = keras.utils.unpack_x_y_sample_weight(batch)
+            return in_pipeline(lambda: self.check_batch(x, y), batch)
+
+        return self.adapter.get_tf_dataset().map(check)
+
+    @property
+    def num_batches(self):
+        return self.adapter.num_batches
+
+    @property
+    def batch_size(self):
+        return self.adapter.batch_size
+
+    @property
+    def has_partial_batch(self):
+        return self.adapter.has_partial_batch
+
+    @property
+    def partial_batch_size(self):
+        return self.adapter.partial_batch_size
+
+    def on_epoch_begin(self):
+        self.adapter.on_epoch_begin()
+
+    def on_epoch_end(self):
+        self.adapter.on_epoch_end()

@@ -593,7 +593,14 @@ STATE = [_zeros(1, 4)] * 2  # an LSTM layer's (h, c) for one sequence
         ([STATE] * 3, "` must hold one list of states per layer"),
         ([STATE] * 2, None),
     ],
-    ids=["other_batch", "one_state", "other_width", "not_a_list", "three_layers", "valid"],
+    ids=[
+        "other_batch",
+        "one_state",
+        "other_width",
+        "not_a_list",
+        "three_layers",
+        "valid",
+    ],
 )
 def test_recurrent_states_must_fit_the_stack_and_the_batch(states, message):
     # A state of another batch would broadcast into a wrong result, not fail.
@@ -601,7 +608,10 @@ def test_recurrent_states_must_fit_the_stack_and_the_batch(states, message):
     # usable (Keras marks a model built when tracing its call fails).
     model = models.RNNLM(V, cell="lstm", num_layers=2, hidden_dim=4, embedding_dim=3)
     for argument, call in (
-        ("initial_state", lambda: model(np.ones((1, 2), "int32"), initial_state=states)),
+        (
+            "initial_state",
+            lambda: model(np.ones((1, 2), "int32"), initial_state=states),
+        ),
         ("states", lambda: model.step(np.ones((1,), "int32"), states)[0]),
     ):
         _tried(message)
@@ -674,33 +684,64 @@ def test_fit_evaluate_predict_refuse_bad_arrays_before_any_step(x, y, message):
 
 
 class _Batches(keras.utils.PyDataset):
-    def __init__(self, labels):
+    def __init__(self, x, y=None):
         super().__init__()
-        self.labels = labels
+        self.x, self.y = x, y
 
     def __len__(self):
         return 1
 
     def __getitem__(self, index):
-        return GOOD, self.labels
+        return self.x if self.y is None else (self.x, self.y)
 
 
-def test_bad_labels_inside_the_compiled_steps_leave_the_weights_alone():
-    """A dataset is only seen batch by batch, inside `fit`: JAX would score an
-    out-of-range label as a zero loss, the others fail each in its own way."""
+def _dataset(kind, x, y=None):
+    if kind == "py_dataset":
+        return _Batches(x, y)
+    import tensorflow as tf
+
+    return tf.data.Dataset.from_tensors(x if y is None else (x, y))
+
+
+DATASET_FAULTS = {
+    "id_too_big": (GOOD + V, LABELS, "`inputs` holds token id 17, outside"),
+    "negative_id": (GOOD - 2, LABELS, "`inputs` holds token id -1, outside"),
+    "label_too_big": (GOOD, LABELS + V, "`y` holds token id 17, outside"),
+    "negative_label": (GOOD, LABELS - 2, "`y` holds token id -1, outside"),
+}
+
+
+@pytest.mark.parametrize("jit_compile", [False, True], ids=["eager_or_graph", "jit"])
+@pytest.mark.parametrize("kind", ["py_dataset", "tf_data"])
+def test_datasets_are_checked_batch_by_batch_before_the_compiled_step(
+    kind, jit_compile
+):
+    """A dataset is only seen batch by batch, inside `fit`: each batch is
+    checked on the host before it enters the compiled step (for `tf.data`
+    on TensorFlow, in the input pipeline). JAX would score an out-of-range
+    label as a zero loss, the others fail each in its own way."""
     model = models.RNNLM(V, cell="gru", num_layers=1, hidden_dim=4, embedding_dim=3)
-    model.compile()
-    model.fit(_Batches(LABELS), verbose=0)
+    model.compile(jit_compile=jit_compile)
+    model.fit(_dataset(kind, GOOD, LABELS), verbose=0)
     before = model.get_weights()
-    for labels in (LABELS + V, LABELS - 2):
-        _tried("refused")
-        with pytest.raises(ValueError, match=r"`y` holds token id (-1|17), outside"):
-            model.fit(_Batches(labels), verbose=0)
+    for x, y, message in DATASET_FAULTS.values():
+        calls = [model.fit, model.evaluate]
+        for call in calls:
+            _tried("refused")
+            with pytest.raises(ValueError, match=re.escape(message)):
+                call(_dataset(kind, x, y), verbose=0)
+        if message.startswith("`inputs`"):
+            _tried("refused")
+            with pytest.raises(ValueError, match=re.escape(message)):
+                model.predict(_dataset(kind, x), verbose=0)
     for saved, now in zip(before, model.get_weights()):
         np.testing.assert_array_equal(saved, now)
+    assert model.jit_compile is jit_compile  # XLA kept on TensorFlow
+    # The model goes on training after the refusals.
+    model.fit(_dataset(kind, GOOD, LABELS), verbose=0)
     # A loss on other labels (here one-hot) is the user's: not checked.
     model.compile(loss=keras.losses.CategoricalCrossentropy(from_logits=True))
-    model.fit(GOOD, np.eye(V)[LABELS], verbose=0)
+    model.fit(_dataset(kind, GOOD, np.eye(V)[LABELS]), verbose=0)
 
 
 # --- generation ---------------------------------------------------------------

@@ -1,11 +1,7 @@
 import keras
 from keras import ops
 
-from keras_nlm.validation import (
-    check_positive_int,
-    check_token_ids,
-    supports_jit_on_backend,
-)
+from keras_nlm.validation import check_positive_int, check_token_ids
 
 
 @keras.saving.register_keras_serializable(package="keras_nlm")
@@ -32,7 +28,6 @@ class OneHot(keras.layers.Layer):
     def __init__(self, vocabulary_size, **kwargs):
         super().__init__(**kwargs)
         self.vocabulary_size = check_positive_int(vocabulary_size, "vocabulary_size")
-        self.supports_jit = supports_jit_on_backend()
 
     def call(self, inputs):
         inputs = check_token_ids(inputs, self.vocabulary_size, "inputs")

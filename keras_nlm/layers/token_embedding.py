@@ -5,7 +5,6 @@ from keras_nlm.validation import (
     check_positive_int,
     check_rank,
     check_token_ids,
-    supports_jit_on_backend,
 )
 
 
@@ -53,7 +52,6 @@ class TokenEmbedding(keras.layers.Embedding):
         )
         self.reversible = reversible
         self.check_ids = check_ids
-        self.supports_jit = supports_jit_on_backend()
 
     def build(self, input_shape=None):
         super().build(input_shape)

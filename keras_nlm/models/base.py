@@ -1,8 +1,16 @@
+import inspect
+
 import keras
 import numpy as np
 from keras import ops
+from keras.src.trainers.data_adapters import get_data_adapter
 
-from keras_nlm.validation import check_token_ids, guard_step
+from keras_nlm.validation import (
+    CheckedData,
+    check_token_ids,
+    guard_step,
+    pipeline_errors,
+)
 
 
 @keras.saving.register_keras_serializable(package="keras_nlm")
@@ -76,9 +84,12 @@ class Model(keras.Model):
       of the logits against the next word (or tag, or class), padding ignored
       where the model has padding, and Adam.
     - A token id out of range, or ids that are not integers, raise the same
-      `ValueError` on every backend, also from inside the compiled steps of
-      `fit`, `evaluate` and `predict`; so do the labels of the default
-      (sparse cross-entropy) loss, checked against `label_size`.
+      `ValueError` on every backend, checked on the host before any compiled
+      step: in eager calls, and on every batch that `fit`, `evaluate` and
+      `predict` read (arrays, `PyDataset`s, generators, `tf.data`); so do the
+      labels of the default (sparse cross-entropy) loss, checked against
+      `label_size`. The compiled steps hold no host callback, so
+      `jit_compile=True` (XLA on TensorFlow) and `export` work.
     - Numpy and nested-list inputs are checked before the backend converts
       them, so that no backend wraps or truncates an id first; an empty batch
       is refused by `__call__`, `fit`, `evaluate` and `predict` alike.
@@ -141,17 +152,24 @@ class Model(keras.Model):
             self.built = built
             raise
 
-    def _check_data(self, x, y=None):
-        """Checks in-memory `fit` / `evaluate` / `predict` data up front."""
+    def _checked_data(self, x, y=None, shuffle=False, class_weight=None):
+        """`fit` / `evaluate` / `predict` data, checked before any step runs:
+        in-memory arrays at once, datasets batch by batch as they are read
+        (`CheckedData`). Returns what to pass to Keras."""
         if _holds_arrays(x):
             self._check_batch(_as_arrays(x), y)
+            return x
+        if x is None or isinstance(x, CheckedData) or y is not None:
+            return x  # Keras refuses `y` beside a dataset, with its own message
+        adapter = get_data_adapter(x, shuffle=shuffle, class_weight=class_weight)
+        return CheckedData(adapter, self._check_batch)
 
     def _check_batch(self, x, y=None):
         self.check_inputs(x)
-        if y is not None and self._checks_labels() and _holds_arrays(y):
-            check_token_ids(
-                np.asarray(y), self.label_size, "y", self.label_size_argument
-            )
+        if y is not None and self._checks_labels():
+            if _holds_arrays(y):
+                y = np.asarray(y)
+            check_token_ids(y, self.label_size, "y", self.label_size_argument)
 
     def _checks_labels(self):
         loss = getattr(self, "loss", None)
@@ -159,27 +177,44 @@ class Model(keras.Model):
             isinstance(loss, str) and loss == "sparse_categorical_crossentropy"
         )
 
-    def fit(self, x=None, y=None, *args, **kwargs):
-        self._check_data(x, y)
-        validation = kwargs.get("validation_data")
+    def fit(self, *args, **kwargs):
+        data = _KERAS_FIT.bind(self, *args, **kwargs).arguments
+        data.pop("self")
+        data["x"] = self._checked_data(
+            data.get("x"),
+            data.get("y"),
+            data.get("shuffle", True),
+            data.pop("class_weight", None),
+        )
+        validation = data.get("validation_data")
         if isinstance(validation, (tuple, list)) and len(validation) >= 2:
-            self._check_data(validation[0], validation[1])
-        return super().fit(x, y, *args, **kwargs)
+            self._checked_data(validation[0], validation[1])
+        elif validation is not None:
+            data["validation_data"] = self._checked_data(validation)
+        with pipeline_errors():
+            return super().fit(**data)
 
     def evaluate(self, x=None, y=None, *args, **kwargs):
-        self._check_data(x, y)
-        return super().evaluate(x, y, *args, **kwargs)
+        x = self._checked_data(x, y)
+        with pipeline_errors():
+            return super().evaluate(x, y, *args, **kwargs)
 
     def predict(self, x, *args, **kwargs):
-        self._check_data(x)
-        return super().predict(x, *args, **kwargs)
+        x = self._checked_data(x)
+        with pipeline_errors():
+            return super().predict(x, *args, **kwargs)
 
-    def compute_loss(
-        self, x=None, y=None, y_pred=None, sample_weight=None, training=True
-    ):
-        if y is not None and self._checks_labels():
-            y = check_token_ids(y, self.label_size, "y", self.label_size_argument)
-        return super().compute_loss(x, y, y_pred, sample_weight, training=training)
+    def train_on_batch(self, x, y=None, *args, **kwargs):
+        self._check_batch(_as_arrays(x) if _holds_arrays(x) else x, y)
+        return super().train_on_batch(x, y, *args, **kwargs)
+
+    def test_on_batch(self, x, y=None, *args, **kwargs):
+        self._check_batch(_as_arrays(x) if _holds_arrays(x) else x, y)
+        return super().test_on_batch(x, y, *args, **kwargs)
+
+    def predict_on_batch(self, x):
+        self._check_batch(_as_arrays(x) if _holds_arrays(x) else x)
+        return super().predict_on_batch(x)
 
     def compile(self, optimizer="adam", loss="auto", **kwargs):
         if loss == "auto":
@@ -198,19 +233,14 @@ class Model(keras.Model):
     def check_inputs(self, inputs):
         """Raises `ValueError` for inputs of the wrong structure, rank or ids.
 
-        Returns the inputs to compute with (see `check_token_ids`). `call()`
-        runs it first; on JAX it also runs on each batch of `fit`, `evaluate`
-        and `predict` before the batch enters the compiled step.
+        Returns the inputs to compute with. `call()` runs it first (the id
+        checks only on concrete values); `fit`, `evaluate` and `predict` run
+        it on each batch before the batch enters a compiled step.
         """
         raise NotImplementedError
 
     def _guard(self, step, kind):
-        return guard_step(
-            step,
-            self._check_batch,
-            self._variable_restorer(kind),
-            self.steps_per_execution,
-        )
+        return guard_step(step, self._variable_restorer(kind), self.steps_per_execution)
 
     def make_train_function(self, force=False):
         super().make_train_function(force)
@@ -258,6 +288,9 @@ class Model(keras.Model):
             "trainable": self.trainable,
             "dtype": keras.dtype_policies.serialize(self.dtype_policy),
         }
+
+
+_KERAS_FIT = inspect.signature(keras.Model.fit)
 
 
 def _holds_arrays(x):
