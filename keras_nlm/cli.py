@@ -10,6 +10,8 @@
     keras-nlm evaluate MODEL --dataset NAME [--split test] [--beam N] [--limit N]
     keras-nlm generate MODEL "prompt" [--max-length N] [--sampler top_k] [--seed S]
     keras-nlm translate MODEL "sentence" [--beam N] [--max-length N]
+    keras-nlm export MODEL OUTPUT [--format tf_saved_model]
+                                                   export for serving (`model.export`)
     keras-nlm zoo [--json]                         the zoo's presets and metrics
     keras-nlm publish RUN --name NAME              a trained run into the zoo
 
@@ -203,6 +205,36 @@ def _translate(args):
     return None
 
 
+EXPORT_FORMATS = ("tf_saved_model", "onnx", "openvino", "litert", "torch")
+
+
+def _export(args):
+    import pathlib
+
+    from keras_nlm.presets import load_preset
+
+    output = pathlib.Path(args.output)
+    if output.exists():
+        raise ValueError(f"OUTPUT {output} exists; export writes a new path only.")
+    model = load_preset(args.model)
+    model.export(str(output), format=args.format, verbose=False)
+    endpoints = ["serve", *model.serving_endpoints()]
+    if args.format != "tf_saved_model":
+        endpoints = []
+    if args.json:
+        return {
+            "model": args.model,
+            "output": str(output),
+            "format": args.format,
+            "endpoints": endpoints,
+        }
+    print(
+        f"Exported {args.model} to {output} ({args.format})"
+        + (f"; endpoints: {', '.join(endpoints)}." if endpoints else ".")
+    )
+    return None
+
+
 def _zoo(args):
     from keras_nlm import presets
     from keras_nlm.training.publish import headline
@@ -320,6 +352,17 @@ def parser():
     translate.add_argument("--max-length", type=_positive_int, default=50)
     translate.set_defaults(run=_translate)
 
+    export = commands.add_parser("export", help="export a model for serving")
+    export.add_argument("model", help="a zoo preset name or a preset directory")
+    export.add_argument("output", help="where to write it (a new path)")
+    export.add_argument(
+        "--format",
+        choices=EXPORT_FORMATS,
+        default="tf_saved_model",
+        help="Keras's export formats (see the README for which work)",
+    )
+    export.set_defaults(run=_export)
+
     zoo = commands.add_parser("zoo", help="the zoo's presets and their metrics")
     zoo.set_defaults(run=_zoo)
     publish = commands.add_parser(
@@ -332,7 +375,17 @@ def parser():
     publish.add_argument("--zoo", help="the zoo folder (default: the project's zoo/)")
     publish.set_defaults(run=_publish)
 
-    everything = (data, ngram, recipes, train, evaluate, generate, translate, zoo)
+    everything = (
+        data,
+        ngram,
+        recipes,
+        train,
+        evaluate,
+        generate,
+        translate,
+        export,
+        zoo,
+    )
     for command in everything + (publish,):
         command.add_argument(
             "--json", action="store_true", help="print one JSON object"

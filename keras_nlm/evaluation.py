@@ -39,8 +39,7 @@ def token_nll(model, ids, start_id, sequence_length=35, batch_size=256):
     """
     if not isinstance(model, (FixedWindowLM, RNNLM)):
         raise ValueError(
-            "`model` must be a FixedWindowLM or an RNNLM; got "
-            f"{type(model).__name__}."
+            f"`model` must be a FixedWindowLM or an RNNLM; got {type(model).__name__}."
         )
     ids = as_ids(ids, "ids")
     if not len(ids):

@@ -286,6 +286,12 @@ class RecurrentStack(keras.layers.Layer):
             for _ in range(self.num_layers)
         ]
 
+    def state_specs(self):
+        """The states' specs for any batch, in the structure of `initial_state`
+        (an exported model's state inputs)."""
+        spec = keras.InputSpec(shape=(None, self.hidden_dim), dtype=self.compute_dtype)
+        return [[spec] * self.state_count for _ in range(self.num_layers)]
+
     def compute_mask(self, inputs, mask=None):
         return mask if self.return_sequences else None
 

@@ -257,6 +257,58 @@ class Model(keras.Model):
         self.predict_function = self._guard(self.predict_function, "predict")
         return self.predict_function
 
+    def serving_signature(self):
+        """The inputs of an exported model's `serve` endpoint: int32 token
+        ids of any batch and length (Keras would guess float inputs)."""
+        return [token_ids_spec()]
+
+    def serving_endpoints(self):
+        """Endpoints a TF SavedModel export adds beside `serve`, by name:
+        `(function, input_signature, polymorphic_shapes)`, the last for JAX's
+        export (None: Keras's, which names each unknown length apart).
+        Recurrent models add the steps that carry their state in and out,
+        for generation from the export."""
+        return {}
+
+    def export(
+        self,
+        filepath,
+        format="tf_saved_model",
+        verbose=None,
+        input_signature=None,
+        **kwargs,
+    ):
+        """Keras's `export`, its `serve` endpoint taking `serving_signature()`
+        by default; a TF SavedModel also gets `serving_endpoints()`.
+
+        Example:
+        >>> model.export("exported/rnn_lm")
+        >>> serving = tf.saved_model.load("exported/rnn_lm")  # TensorFlow only
+        >>> logits = serving.serve(tf.constant([[12, 7, 99]]))
+        """
+        if input_signature is None:
+            input_signature = self.serving_signature()
+        endpoints = self.serving_endpoints()
+        if format != "tf_saved_model" or not endpoints:
+            return super().export(
+                filepath,
+                format=format,
+                verbose=verbose,
+                input_signature=input_signature,
+                **kwargs,
+            )
+        archive = keras.export.ExportArchive()
+        archive.track_and_add_endpoint("serve", self, input_signature, **kwargs)
+        for name, (function, signature, shapes) in endpoints.items():
+            options = dict(kwargs)
+            if shapes and keras.backend.backend() == "jax":
+                options["jax2tf_kwargs"] = {
+                    **options.get("jax2tf_kwargs", {}),
+                    "polymorphic_shapes": shapes,
+                }
+            archive.add_endpoint(name, function, signature, **options)
+        archive.write_out(filepath, verbose=True if verbose is None else verbose)
+
     def _variable_restorer(self, step):
         def restore(state):
             # The JAX step's state: (trainable, non-trainable, [optimizer,]
@@ -291,6 +343,11 @@ class Model(keras.Model):
 
 
 _KERAS_FIT = inspect.signature(keras.Model.fit)
+
+
+def token_ids_spec(length=None):
+    """int32 token ids `(batch, length)`, any batch (and any length: None)."""
+    return keras.InputSpec(shape=(None, length), dtype="int32")
 
 
 def _holds_arrays(x):

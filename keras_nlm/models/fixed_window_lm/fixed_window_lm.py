@@ -2,7 +2,7 @@ import keras
 
 from keras_nlm.layers import WindowEmbedding
 from keras_nlm.layers.dropout import seeded_dropout
-from keras_nlm.models.base import LanguageModel
+from keras_nlm.models.base import LanguageModel, token_ids_spec
 from keras_nlm.validation import check_positive_int, check_rate, check_token_tensor
 
 
@@ -82,6 +82,9 @@ class FixedWindowLM(LanguageModel):
             "inputs",
             ("batch", f"window_size={self.window_size}"),
         )
+
+    def serving_signature(self):
+        return [token_ids_spec(self.window_size)]
 
     def call(self, inputs, training=None):
         inputs = self.check_inputs(inputs)

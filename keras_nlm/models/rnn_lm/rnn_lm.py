@@ -3,7 +3,7 @@ from keras import ops
 
 from keras_nlm.layers import RecurrentStack, TokenEmbedding
 from keras_nlm.layers.dropout import seeded_dropout
-from keras_nlm.models.base import LanguageModel
+from keras_nlm.models.base import LanguageModel, token_ids_spec
 from keras_nlm.validation import check_positive_int, check_rate, check_token_tensor
 
 
@@ -114,6 +114,20 @@ class RNNLM(LanguageModel):
         h, states = self.rnn.step(a, states)
         z = self.embedding.call(h, reverse=True) if self.tie_weights else self.U.call(h)
         return z, states
+
+    def serving_endpoints(self):
+        # Generation from an export: `logits, *states = serve_with_state(ids,
+        # states)`, the states flat (layer by layer, h then c) and going back
+        # in with the next ids. Signatures take and give flat tensors only.
+        structure = self.rnn.state_specs()
+
+        def serve_with_state(inputs, states):
+            states = keras.tree.pack_sequence_as(structure, states)
+            logits, states = self(inputs, initial_state=states, return_state=True)
+            return [logits, *keras.tree.flatten(states)]
+
+        signature = [token_ids_spec(), keras.tree.flatten(structure)]
+        return {"serve_with_state": (serve_with_state, signature, None)}
 
     def get_config(self):
         config = super().get_config()

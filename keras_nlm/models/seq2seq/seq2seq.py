@@ -3,7 +3,7 @@ from keras import ops
 
 from keras_nlm.layers import EncoderDecoderAttention, RecurrentStack, TokenEmbedding
 from keras_nlm.layers.dropout import seeded_dropout
-from keras_nlm.models.base import Model, is_text
+from keras_nlm.models.base import Model, is_text, token_ids_spec
 from keras_nlm.validation import (
     check_choice,
     check_positive_int,
@@ -256,6 +256,43 @@ class Seq2Seq(Model):
                 f"{batch[0]} and {batch[1]} rows."
             )
         return {"source": source, "target": target}
+
+    def serving_signature(self):
+        return [{"source": token_ids_spec(), "target": token_ids_spec()}]
+
+    def serving_endpoints(self):
+        # Translation from an export: `outputs, mask, *state = encode(source)`
+        # once, then `logits, *state = decode(target, outputs, state, mask)`
+        # step by step, the state going back in with the next token. States
+        # are flat (layer by layer, h then c): signatures take flat tensors.
+        structure = self.decoder.state_specs()
+
+        def encode(source):
+            outputs, state, mask = self.encode(source)
+            return [outputs, mask, *keras.tree.flatten(state)]
+
+        def decode(target, encoder_outputs, state, source_mask):
+            state = keras.tree.pack_sequence_as(structure, state)
+            logits, state = self.decode(
+                target, encoder_outputs, state, source_mask, return_state=True
+            )
+            return [logits, *keras.tree.flatten(state)]
+
+        width = self.hidden_dim * (2 if self.bidirectional_encoder else 1)
+        outputs = keras.InputSpec(shape=(None, None, width), dtype=self.compute_dtype)
+        mask = keras.InputSpec(shape=(None, None), dtype="bool")
+        states = keras.tree.flatten(structure)
+        # For JAX: the encoder's outputs and the mask share the source length.
+        shapes = [
+            "(batch, t)",
+            f"(batch, s, {width})",
+            [f"(batch, {self.hidden_dim})"] * len(states),
+            "(batch, s)",
+        ]
+        return {
+            "encode": (encode, [token_ids_spec()], None),
+            "decode": (decode, [token_ids_spec(), outputs, states, mask], shapes),
+        }
 
     def call(self, inputs, training=None):
         self._check_structure(inputs)  # encode and decode check the ids
