@@ -24,7 +24,14 @@ import numpy as np
 import torch
 
 # Run as a script, this folder is on the path.
-from training import TorchRNNLM, peak_rss_mb, set_threads
+from training import (
+    DEVICE,
+    TorchRNNLM,
+    on_device,
+    peak_rss_mb,
+    set_threads,
+    synchronized,
+)
 
 from keras_nlm import models
 
@@ -60,18 +67,18 @@ def main():
     set_threads(args.threads)
     v, h = args.vocabulary_size, args.hidden_dim
     model = models.RNNLM(v, cell="lstm", num_layers=2, hidden_dim=h, embedding_dim=h)
-    native = TorchRNNLM("lstm", v, h).eval()
+    native = TorchRNNLM("lstm", v, h).to(DEVICE).eval()
     rng = np.random.default_rng(0)
     runs = []
     for batch in (1, 32):
         prompts = rng.integers(0, v, (batch, PROMPT_LENGTH))
-        native_prompts = torch.from_numpy(prompts)
+        native_prompts = on_device(prompts)
         for generated in (16, 256):
             keras_run = functools.partial(
                 model.generate, prompts.tolist(), PROMPT_LENGTH + generated
             )
-            native_run = functools.partial(
-                native_generate, native, native_prompts, generated
+            native_run = synchronized(
+                functools.partial(native_generate, native, native_prompts, generated)
             )
             keras_run(), native_run()  # warm-up: tracing, building
             keras_times, native_times = [], []

@@ -40,6 +40,23 @@ LEARNING_RATE = 0.1
 # name: (hidden_dim = embedding_dim, batch size, unroll)
 CONFIGS = {"small": (200, 20, 20), "medium": (650, 64, 35)}
 WORKLOADS = ("train", "evaluate", "fixed_window", "seq2seq")
+# Native PyTorch runs where keras-nlm's PyTorch backend would: the GPU if any.
+DEVICE = "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def on_device(tensor):
+    return torch.from_numpy(tensor).to(DEVICE)
+
+
+def synchronized(run):
+    """`run`, returning once the GPU's queued work is done (timings)."""
+
+    def run_and_wait():
+        run()
+        if DEVICE == "cuda":
+            torch.cuda.synchronize()
+
+    return run_and_wait
 
 
 def peak_rss_mb():
@@ -134,20 +151,28 @@ def stock_rnnlm(args, vocabulary_size, hidden_dim):
 
 def rnnlm(args, config, rng):
     """(keras run, native run, tokens per run) for training or evaluating an
-    RNNLM, and the stock Keras model's run after them with `--stock`."""
+    RNNLM, and the other runs to alternate with them: the stock Keras model
+    (`--stock`), keras-nlm with `jit_compile=True` (`--jit`)."""
     h, b, t = CONFIGS[config]
     v, steps = VOCABULARY_SIZE, args.steps
     x = rng.integers(0, v, (steps * b, t))
     y = rng.integers(0, v, (steps * b, t))
-    lm = models.RNNLM(v, cell=args.cell, num_layers=2, hidden_dim=h, embedding_dim=h)
-    model = models.CarriedState(lm, b)
-    compile_sgd(model, args)
 
-    native = TorchRNNLM(args.cell, v, h)
+    def carried(**compile_options):
+        lm = models.RNNLM(
+            v, cell=args.cell, num_layers=2, hidden_dim=h, embedding_dim=h
+        )
+        model = models.CarriedState(lm, b)
+        compile_sgd(model, args, **compile_options)
+        return model
+
+    model = carried()
+
+    native = TorchRNNLM(args.cell, v, h).to(DEVICE)
     batches = [
         (
-            torch.from_numpy(x[i * b : (i + 1) * b]),
-            torch.from_numpy(y[i * b : (i + 1) * b]),
+            on_device(x[i * b : (i + 1) * b]),
+            on_device(y[i * b : (i + 1) * b]),
         )
         for i in range(steps)
     ]
@@ -161,10 +186,18 @@ def rnnlm(args, config, rng):
     if args.workload == "train":
         keras_run = lambda: model.fit(x, y, batch_size=b, verbose=0, shuffle=False)
         native_run = torch_trainer(native, loss_of, batches)
+        others = {}
         if args.stock:
             stock = stock_rnnlm(args, v, h)
-            stock_run = lambda: stock.fit(x, y, batch_size=b, verbose=0, shuffle=False)
-            return keras_run, native_run, steps * b * t, stock_run
+            others["stock"] = lambda: stock.fit(
+                x, y, batch_size=b, verbose=0, shuffle=False
+            )
+        if args.jit:
+            jit = carried(jit_compile=True)
+            others["jit"] = lambda: jit.fit(
+                x, y, batch_size=b, verbose=0, shuffle=False
+            )
+        return keras_run, native_run, steps * b * t, others
     else:
         keras_run = lambda: model.evaluate(x, y, batch_size=b, verbose=0)
 
@@ -184,11 +217,11 @@ def fixed_window(args, config, rng):
     y = rng.integers(0, v, (args.steps * b,))
     model = models.FixedWindowLM(v, window, embedding_dim=d, hidden_dim=h)
     compile_sgd(model, args)
-    native = TorchFixedWindowLM(v, window, d, h)
+    native = TorchFixedWindowLM(v, window, d, h).to(DEVICE)
     batches = [
         (
-            torch.from_numpy(x[i * b : (i + 1) * b]),
-            torch.from_numpy(y[i * b : (i + 1) * b]),
+            on_device(x[i * b : (i + 1) * b]),
+            on_device(y[i * b : (i + 1) * b]),
         )
         for i in range(args.steps)
     ]
@@ -211,9 +244,9 @@ def seq2seq(args, config, rng):
         v, v, cell=args.cell, num_layers=2, hidden_dim=h, embedding_dim=h
     )
     compile_sgd(model, args)
-    native = TorchSeq2Seq(args.cell, v, h)
+    native = TorchSeq2Seq(args.cell, v, h).to(DEVICE)
     batches = [
-        tuple(torch.from_numpy(a[i * b : (i + 1) * b]) for a in (source, target))
+        tuple(on_device(a[i * b : (i + 1) * b]) for a in (source, target))
         for i in range(steps)
     ]
 
@@ -232,10 +265,9 @@ def seq2seq(args, config, rng):
 def measure(args, config):
     rng = np.random.default_rng(0)
     make = {"fixed_window": fixed_window, "seq2seq": seq2seq}.get(args.workload, rnnlm)
-    keras_run, native_run, tokens, *stock_run = make(args, config, rng)
-    runs = {"keras": keras_run, "native": native_run}
-    if stock_run:
-        runs["stock"] = stock_run[0]
+    keras_run, native_run, tokens, *others = make(args, config, rng)
+    runs = {"keras": keras_run, "native": native_run, **(others[0] if others else {})}
+    runs = {name: synchronized(run) for name, run in runs.items()}
     speeds = {name: [] for name in runs}
     for run in runs.values():
         run()  # warm-up: tracing, compiling, building
@@ -247,7 +279,11 @@ def measure(args, config):
     result = {"workload": args.workload, "config": config}
     for name in runs:
         result[f"{name}_tokens_per_s"] = round(statistics.median(speeds[name]), 1)
-    for name, key in (("keras", "ratio"), ("stock", "stock_ratio")):
+    for name, key in (
+        ("keras", "ratio"),
+        ("stock", "stock_ratio"),
+        ("jit", "jit_ratio"),
+    ):
         if name in runs:
             ratios = [k / n for k, n in zip(speeds[name], speeds["native"])]
             result[key] = round(statistics.median(ratios), 3)
@@ -294,6 +330,12 @@ def main():
         action="store_true",
         help="also train the RNNLM built from stock Keras layers (train workload)",
     )
+    parser.add_argument(
+        "--jit",
+        action="store_true",
+        help="also train keras-nlm with jit_compile=True: XLA on TensorFlow, "
+        "torch.compile on PyTorch (train workload)",
+    )
     args = parser.parse_args()
 
     set_threads(args.threads)
@@ -305,6 +347,7 @@ def main():
             runs.append(measure(args, config))
     result = {
         "backend": keras.backend.backend(),
+        "device": DEVICE,
         "cell": args.cell,
         "threads": args.threads,
         "steps": args.steps,
@@ -327,6 +370,11 @@ def main():
         )
         if "stock_ratio" in run:
             print(f"{'':>22}stock Keras layers: ratio {run['stock_ratio']:5.2f}")
+        if "jit_ratio" in run:
+            print(
+                f"{'':>22}jit_compile=True: ratio {run['jit_ratio']:5.2f} "
+                f"({run['jit_tokens_per_s']:>9.0f} tokens/s)"
+            )
 
 
 if __name__ == "__main__":

@@ -17,7 +17,7 @@ from keras_nlm.models import RNNLM, FixedWindowLM, Seq2Seq
 from keras_nlm.testing import run_cli
 
 BACKEND = keras.backend.backend()
-pytestmark = pytest.mark.skipif(
+saved_model_backends = pytest.mark.skipif(
     BACKEND == "torch",
     reason="Keras exports a TF SavedModel from TensorFlow and JAX (README)",
 )
@@ -101,6 +101,7 @@ def _flat(states):
     return keras.tree.flatten(states)
 
 
+@saved_model_backends
 def test_every_example_model_serves_its_logits_from_tensorflow_alone(tmp_path):
     rng = np.random.default_rng(0)
     calls = _Calls()
@@ -153,6 +154,7 @@ def test_every_example_model_serves_its_logits_from_tensorflow_alone(tmp_path):
     calls.check(tmp_path)
 
 
+@saved_model_backends
 def test_cli_exports_a_zoo_preset(tmp_path):
     output = tmp_path / "rnn_ptb"
     result = run_cli("export", "rnn_ptb", str(output), "--json")
@@ -166,3 +168,34 @@ def test_cli_exports_a_zoo_preset(tmp_path):
     # A second export never overwrites the first.
     again = run_cli("export", "rnn_ptb", str(output))
     assert again.returncode == 2 and "exists" in again.stderr
+
+
+@pytest.mark.skipif(BACKEND != "torch", reason="PyTorch's own export format")
+def test_torch_export_keeps_the_padding_mask(tmp_path):
+    """An export records one path for every input: the masked recurrence, not
+    the fused kernel that an unpadded sample batch would take (an ONNX export
+    once gave wrong logits for padded batches that way)."""
+    import torch
+
+    for name in ("seq2seq_gru_bahdanau", "rnn_classifier_bidirectional"):
+        model, x, _ = next(e[1:] for e in testing.example_models() if e[0] == name)
+        model(x)
+        unpadded = keras.tree.map_structure(lambda a: np.maximum(a, 1), x)
+        signature = [
+            keras.tree.map_structure(
+                lambda a: keras.InputSpec(shape=a.shape, dtype="int32"), x
+            )
+        ]
+        path = tmp_path / f"{name}.pt2"
+        model.export(str(path), format="torch", input_signature=signature)
+        exported = torch.export.load(str(path)).module()
+        for inputs in (x, unpadded):  # x: half its rows padded with 0
+            tensors = keras.tree.map_structure(
+                lambda a: torch.tensor(a, dtype=torch.int32), inputs
+            )
+            np.testing.assert_allclose(
+                exported(tensors).detach().numpy(),
+                keras.ops.convert_to_numpy(model(inputs)),
+                atol=1e-5,
+                err_msg=name,
+            )

@@ -29,6 +29,12 @@ def _keeps_every_step(mask):
     # tensors, which hold no values: Keras's loop gives the shapes.
     if str(getattr(mask, "device", "")) == "meta":
         return False
+    import torch
+
+    # Exporting (ONNX, `torch.export`) records one path for every input: the
+    # masked loop, right for any mask, not the branch the sample input took.
+    if torch.jit.is_tracing() or torch.compiler.is_exporting():
+        return False
     return bool(ops.all(mask))
 
 
@@ -55,7 +61,9 @@ def _torch_fused_rnn(layer, sequences, initial_state, kernel, recurrent_kernel, 
         True,  # has_biases
         1,  # num_layers
         0.0,  # dropout
-        torch.is_grad_enabled(),  # train
+        # Training keeps what the backward pass needs; a trace (an export)
+        # runs twice, with and without autograd, and must record one graph.
+        torch.is_grad_enabled() and not torch.jit.is_tracing(),  # train
         False,  # bidirectional
         True,  # batch_first
     )
