@@ -109,6 +109,8 @@ SLOW_FILES_FIRST = (  # worker seconds, the slowest backend's
     "tests/notebooks_test.py",  # ~170 s (JAX)
     "tests/readme_test.py",  # ~135 s (TensorFlow)
     "keras_nlm/training/training_test.py",  # ~125 s (TensorFlow)
+    "tests/export_test.py",  # ~95 s (JAX)
+    "tests/compiled_test.py",  # ~90 s (TensorFlow)
     "tests/cross_backend_test.py",  # ~90 s (TensorFlow)
     "keras_nlm/generation_test.py",  # ~60 s (JAX)
     "keras_nlm/models/seq2seq/seq2seq_test.py",  # ~55 s (JAX)
@@ -118,8 +120,10 @@ SLOW_FILES_FIRST = (  # worker seconds, the slowest backend's
 def pytest_collection_modifyitems(items):
     def rank(item):
         path = item.nodeid.split("::")[0]
-        return SLOW_FILES_FIRST.index(path) if path in SLOW_FILES_FIRST else len(
-            SLOW_FILES_FIRST
+        return (
+            SLOW_FILES_FIRST.index(path)
+            if path in SLOW_FILES_FIRST
+            else len(SLOW_FILES_FIRST)
         )
 
     items.sort(key=rank)  # stable: the other files keep their order

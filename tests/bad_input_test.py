@@ -744,6 +744,20 @@ def test_datasets_are_checked_batch_by_batch_before_the_compiled_step(
     model.fit(_dataset(kind, GOOD, np.eye(V)[LABELS]), verbose=0)
 
 
+def test_on_batch_calls_check_the_batch():
+    model = models.RNNLM(V, cell="gru", num_layers=1, hidden_dim=4, embedding_dim=3)
+    model.compile(jit_compile=True)
+    model.train_on_batch(GOOD, LABELS)
+    for x, y, message in DATASET_FAULTS.values():
+        calls = [model.train_on_batch, model.test_on_batch]
+        if message.startswith("`inputs`"):
+            calls.append(lambda x, _: model.predict_on_batch(x))
+        for call in calls:
+            _tried("refused")
+            with pytest.raises(ValueError, match=re.escape(message)):
+                call(x, y)
+
+
 # --- generation ---------------------------------------------------------------
 
 LM = models.RNNLM(V, cell="gru", num_layers=1, hidden_dim=4, embedding_dim=3)

@@ -14,7 +14,8 @@ class OneHot(keras.layers.Layer):
     `keras.layers.Embedding(v, d)` looks up, only `v` times more slowly.
 
     Unlike `keras.ops.one_hot`, an id outside `[0, vocabulary_size)` raises a
-    `ValueError` instead of giving an all-zero row.
+    `ValueError` instead of giving an all-zero row (in eager calls: compiled
+    steps hold no check, as in `TokenEmbedding`).
 
     Args:
         vocabulary_size: `v`, the length of each one-hot vector.

@@ -14,7 +14,9 @@ class TokenEmbedding(keras.layers.Embedding):
 
     `keras.layers.Embedding` with the course's argument names and one addition:
     an id outside `[0, vocabulary_size)` raises a `ValueError` on every backend
-    (JAX would clamp it silently, PyTorch raise an `IndexError`).
+    (JAX would clamp it silently, PyTorch raise an `IndexError`). It checks
+    values it can see, in eager calls; a compiled step holds no check (no host
+    callback), so keras-nlm's models check each batch before it enters one.
 
     With `reversible=True` the same matrix is also the language model's output
     layer, `U = Eᵀ` (weight tying, Press & Wolf 2017): `call(B, reverse=True)`
