@@ -218,9 +218,9 @@ def _export(args):
         raise ValueError(f"OUTPUT {output} exists; export writes a new path only.")
     model = load_preset(args.model)
     model.export(str(output), format=args.format, verbose=False)
-    endpoints = ["serve", *model.serving_endpoints()]
-    if args.format != "tf_saved_model":
-        endpoints = []
+    endpoints = []
+    if args.format == "tf_saved_model":
+        endpoints = ["serve", *model.serving_endpoints()]
     if args.json:
         return {
             "model": args.model,

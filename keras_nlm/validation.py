@@ -164,18 +164,16 @@ def check_token_ids(
                 values.min(), values.max(), vocabulary_size, argument, size_name
             )
         return ids
-    if _state.pipeline is not None:
-        if not is_integer_dtype(ids.dtype):
-            raise _dtype_error(argument, ids.dtype)
-        _state.pipeline.append(
-            _pipeline_assert(ids, vocabulary_size, argument, size_name)
-        )
-        return ids
-    if _state.checked or not _is_concrete(ids):
+    pipelined = _state.pipeline is not None
+    if not pipelined and (_state.checked or not _is_concrete(ids)):
         return ids
     if not is_integer_dtype(ids.dtype):
         raise _dtype_error(argument, ids.dtype)
-    if ops.size(ids):
+    if pipelined:
+        _state.pipeline.append(
+            _pipeline_assert(ids, vocabulary_size, argument, size_name)
+        )
+    elif ops.size(ids):
         low, high = ops.min(ids), ops.max(ids)
         _check_range(
             ops.convert_to_numpy(low),

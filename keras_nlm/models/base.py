@@ -157,7 +157,7 @@ class Model(keras.Model):
         in-memory arrays at once, datasets batch by batch as they are read
         (`CheckedData`). Returns what to pass to Keras."""
         if _holds_arrays(x):
-            self._check_batch(_as_arrays(x), y)
+            self._check_batch(x, y)
             return x
         if x is None or isinstance(x, CheckedData) or y is not None:
             return x  # Keras refuses `y` beside a dataset, with its own message
@@ -165,7 +165,9 @@ class Model(keras.Model):
         return CheckedData(adapter, self._check_batch)
 
     def _check_batch(self, x, y=None):
-        self.check_inputs(x)
+        """Checks one batch (or all in-memory data): arrays and nested lists
+        as they are, before a backend converts them; tensors as they come."""
+        self.check_inputs(_as_arrays(x) if _holds_arrays(x) else x)
         if y is not None and self._checks_labels():
             if _holds_arrays(y):
                 y = np.asarray(y)
@@ -205,15 +207,15 @@ class Model(keras.Model):
             return super().predict(x, *args, **kwargs)
 
     def train_on_batch(self, x, y=None, *args, **kwargs):
-        self._check_batch(_as_arrays(x) if _holds_arrays(x) else x, y)
+        self._check_batch(x, y)
         return super().train_on_batch(x, y, *args, **kwargs)
 
     def test_on_batch(self, x, y=None, *args, **kwargs):
-        self._check_batch(_as_arrays(x) if _holds_arrays(x) else x, y)
+        self._check_batch(x, y)
         return super().test_on_batch(x, y, *args, **kwargs)
 
     def predict_on_batch(self, x):
-        self._check_batch(_as_arrays(x) if _holds_arrays(x) else x)
+        self._check_batch(x)
         return super().predict_on_batch(x)
 
     def compile(self, optimizer="adam", loss="auto", **kwargs):
