@@ -17,11 +17,14 @@
 
 MODEL is a zoo preset name or a preset directory (what `train` writes).
 
-`--json` prints one JSON object. Errors exit non-zero with one clear line.
+`--json` prints one JSON object, alone on stdout (progress goes to stderr).
+Errors exit non-zero with one clear line.
 """
 
 import argparse
+import contextlib
 import json
+import pathlib
 import sys
 import time
 
@@ -89,8 +92,12 @@ def _recipe(name_or_file):
     from keras_nlm import training
 
     if name_or_file.endswith(".json"):
+        path = pathlib.Path(name_or_file)
+        if path.exists() and not path.is_file():
+            # A directory fails to open; a FIFO or a device would never end.
+            raise ValueError(f"The recipe {path} is not a regular file.")
         try:
-            with open(name_or_file, encoding="utf-8") as file:
+            with open(path, encoding="utf-8") as file:
                 return training.Recipe(**json.load(file))
         except (TypeError, ValueError) as error:
             raise ValueError(
@@ -209,8 +216,6 @@ EXPORT_FORMATS = ("tf_saved_model", "onnx", "openvino", "litert", "torch")
 
 
 def _export(args):
-    import pathlib
-
     from keras_nlm.presets import load_preset
 
     output = pathlib.Path(args.output)
@@ -309,7 +314,11 @@ def parser():
     )
     train.add_argument("recipe", help="a recipe name (see `recipes`) or a JSON file")
     train.add_argument("--epochs", type=_positive_int)
-    train.add_argument("--output", help="the run's folder (default runs/RECIPE)")
+    train.add_argument(
+        "--output",
+        help="the run's folder (default runs/RECIPE): a new or empty one, or "
+        "this run's own with --resume",
+    )
     train.add_argument(
         "--resume", action="store_true", help="continue the run in --output"
     )
@@ -400,10 +409,16 @@ def parser():
 
 def main(argv=None):
     args = parser().parse_args(argv)
+    # With --json, stdout holds the JSON object alone: anything else printed
+    # there (Keras's progress bars) goes to stderr.
+    quiet = contextlib.redirect_stdout(sys.stderr)
     try:
-        result = args.run(args)
-    except (ValueError, FileNotFoundError, FloatingPointError) as error:
-        # FloatingPointError: `TrainingDiverged`, a NaN loss.
+        with quiet if args.json else contextlib.nullcontext():
+            result = args.run(args)
+    except (ValueError, OSError, FloatingPointError) as error:
+        # OSError: the user's files (missing, unreadable, a file where a
+        # folder should be), named in its message. FloatingPointError:
+        # `TrainingDiverged`, a NaN loss.
         print(f"keras-nlm: error: {error}", file=sys.stderr)
         return 2
     if result is not None:

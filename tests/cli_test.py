@@ -3,11 +3,13 @@ in this process (what the program runs, without its seconds of imports)."""
 
 import json
 import pathlib
+import shutil
 import subprocess
 import sys
 
 import pytest
 
+from keras_nlm.testing import count_case
 from keras_nlm.testing import run_cli as keras_nlm
 
 
@@ -38,6 +40,7 @@ def test_the_installed_program_prints_the_statistics():
             ["data", "ptb", "--data-dir", "/nonexistent"],
             "ptb/ptb.train.txt is not in the data mirror",
         ),
+        (["data", "ptb", "--data-dir", __file__], f"{__file__} (set by"),
     ],
 )
 def test_errors_are_one_clear_line(args, message):
@@ -140,6 +143,53 @@ def test_model_command_errors_are_one_clear_line(presets, args, message):
     result = keras_nlm(*args)
     assert result.returncode == 2
     assert "keras-nlm: error: " in result.stderr and message in result.stderr
+
+
+def _contents(folder):
+    return {
+        path.relative_to(folder).as_posix(): path.is_file() and path.read_bytes()
+        for path in sorted(folder.rglob("*"))
+    }
+
+
+def test_outputs_that_are_not_the_commands_own_are_refused_untouched(presets, tmp_path):
+    from keras_nlm import training
+
+    recipe = tmp_path / "recipe.json"
+    recipe.write_text(json.dumps(training.get("char_lstm_shakespeare").to_dict()))
+    (tmp_path / "folder.json").mkdir()
+    notes = tmp_path / "notes.txt"
+    notes.write_text("mine")
+    # A preset with its model card, and a zoo with someone's folder.
+    preset = tmp_path / "preset"
+    shutil.copytree(presets["root"] / "lm", preset)
+    (preset / "README.md").write_text("the card")
+    zoo = tmp_path / "zoo"
+    shutil.copytree(preset, zoo / "lm")
+    (zoo / "mine").mkdir()
+    (zoo / "mine" / "notes.txt").write_text("mine")
+    before = _contents(tmp_path)
+    cases = [
+        (["train", str(tmp_path / "folder.json")], "is not a regular file"),
+        (["train", str(recipe), "--output", str(notes)], f"{notes} is not a folder"),
+        (["train", str(recipe), "--output", f"{notes}/run"], f"{notes} is not a"),
+        (["train", str(recipe), "--output", str(preset)], "it holds README.md"),
+        (["train", str(recipe), "--output", str(preset), "--resume"], "choose a new"),
+        (["publish", str(preset), "--name", "mine", "--zoo", str(zoo)], "notes.txt"),
+        (
+            ["publish", str(notes.parent), "--name", "lm", "--zoo", str(zoo)],
+            "no trained",
+        ),
+        (["publish", str(zoo / "lm"), "--name", "lm", "--zoo", str(zoo)], "itself"),
+    ]
+    count_case("bad input", len(cases))
+    for args, message in cases:
+        result = keras_nlm(*args)
+        assert result.returncode == 2, (args, result.stderr)
+        error = result.stderr.strip()
+        assert "\n" not in error and error.startswith("keras-nlm: error: "), error
+        assert message in error, (args, error)
+    assert _contents(tmp_path) == before
 
 
 def test_zoo_lists_the_presets_with_their_headline_metric():

@@ -1,6 +1,6 @@
-"""The corpora keras-nlm knows: files, sha256 and canonical origins.
+"""The corpora keras-nlm knows: files, sizes, sha256 and canonical origins.
 
-The sha256 values are those of the project's data README; each origin is a
+The sizes and sha256 values are those of the project's data README; each origin is a
 pinned commit (or the d2l.ai archive) holding exactly those bytes.
 """
 
@@ -24,16 +24,19 @@ PTB = WordCorpus(
             "ptb/ptb.train.txt",
             "fcea919f6cf83f35d4d00c6cbf08040d13d4155226340912e2fef9c9c4102cbf",
             f"{_ZAREMBA}/ptb.train.txt",
+            size=5_101_618,
         ),
         "validation": CorpusFile(
             "ptb/ptb.valid.txt",
             "c9fe6985fe0d4ccb578183407d7668fc6066c20700cb4cf87d8ff1cc34df1bf2",
             f"{_ZAREMBA}/ptb.valid.txt",
+            size=399_782,
         ),
         "test": CorpusFile(
             "ptb/ptb.test.txt",
             "dd65dff31e70846b2a6030a87482edcd5d199130cdcfa1f3dccbb033728deee0",
             f"{_ZAREMBA}/ptb.test.txt",
+            size=449_945,
         ),
     },
 )
@@ -46,16 +49,19 @@ WIKITEXT2 = WordCorpus(
             "wikitext-2/wiki.train.tokens",
             "9e9fa1ad55b1c2c95b08e37dd8e653f638fac2c6de904b79e813611eefbc985f",
             f"{_PYTORCH_EXAMPLES}/train.txt",
+            size=10_797_148,
         ),
         "validation": CorpusFile(
             "wikitext-2/wiki.valid.tokens",
             "f0737ed31fc1329026e95cb8b98e19c2a182c39c240ab909dc31abf2f8af58e8",
             f"{_PYTORCH_EXAMPLES}/valid.txt",
+            size=1_121_681,
         ),
         "test": CorpusFile(
             "wikitext-2/wiki.test.tokens",
             "d790b833ef8cf03a90db7bf1271b7520b83c45ce07ba3c1a9699df81e239eca0",
             f"{_PYTORCH_EXAMPLES}/test.txt",
+            size=1_256_449,
         ),
     },
 )
@@ -68,6 +74,7 @@ TINY_SHAKESPEARE = CharacterCorpus(
         "86c4e6aa9db7c042ec79f339dcb96d42b0075e16b8fc2e86bf0ca57e2dc565ed",
         f"{_GITHUB}/karpathy/char-rnn/6f9487a6fe5b420b7ca9afb0d7c078e37c1d1b4e"
         "/data/tinyshakespeare/input.txt",
+        size=1_115_394,
     ),
 )
 
@@ -78,6 +85,7 @@ TIME_MACHINE = CharacterCorpus(
         "timemachine/timemachine.txt",
         "8424dbd9532ac81f7e5f0b6add90e6952baea29158309d7d1bf3884f4e12c516",
         f"{_D2L}/timemachine.txt",
+        size=178_979,
     ),
 )
 
@@ -91,6 +99,7 @@ FRA_ENG = ParallelCorpus(
             "0bb85dbaa1c896844649094d7eaf2e34bee34e84fe362b26ce7e8f2e12aae104",
             "http://d2l-data.s3-accelerate.amazonaws.com/fra-eng.zip",
             member="fra-eng/fra.txt",
+            size=11_669_748,
         )
     },
 )
@@ -113,6 +122,18 @@ _MULTI30K_HASHES = {
     ),
 }
 
+_MULTI30K_SIZES = {
+    ("train", "en"): 1_801_238,
+    ("train", "de"): 2_110_398,
+    ("train", "fr"): 2_111_303,
+    ("val", "en"): 63_297,
+    ("val", "de"): 75_981,
+    ("val", "fr"): 73_924,
+    ("test_2016_flickr", "en"): 62_076,
+    ("test_2016_flickr", "de"): 70_649,
+    ("test_2016_flickr", "fr"): 72_261,
+}
+
 MULTI30K = ParallelCorpus(
     name="multi30k",
     description="Multi30k task 1 (raw), English-German-French image captions; "
@@ -125,6 +146,7 @@ MULTI30K = ParallelCorpus(
                 _MULTI30K_HASHES[stem, language],
                 f"{_MULTI30K}/{stem}.{language}.gz",
                 member="gunzip",
+                size=_MULTI30K_SIZES[stem, language],
             )
             for language in ("en", "de", "fr")
         }

@@ -4,7 +4,9 @@ A file is read from, in order: a local mirror laid out like the project's
 `shared/data` folder (`data_dir=` or the `KERAS_NLM_DATA` environment
 variable), else the Keras cache (`~/.keras/datasets/keras_nlm/...`), else
 downloaded there from its canonical origin with `keras.utils.get_file`. Every
-file's sha256 is checked before use; a mismatch is refused, never read.
+file's size and sha256 are checked before use; a mismatch is refused, never
+read, and so is anything but a regular file (a FIFO or a link to a device
+would never end).
 """
 
 import dataclasses
@@ -13,6 +15,7 @@ import hashlib
 import os
 import pathlib
 import shutil
+import stat
 import zipfile
 
 import keras
@@ -31,25 +34,67 @@ class CorpusFile:
         origin: the URL it is downloaded from.
         member: when `origin` is a zip archive, the file's path inside it;
             when `"gunzip"`, `origin` is the gzip-compressed file.
+        size: the file's size in bytes, checked before it is read.
     """
 
     path: str
     sha256: str
     origin: str
     member: str = None
+    size: int = None
 
 
-def sha256_of(path):
+def _open_regular(path):
+    """`path` opened for reading in binary, refusing (`ValueError`, naming it)
+    anything but a regular file once links are followed: reading a FIFO or a
+    device such as `/dev/zero` would block or never end."""
+    try:
+        # Non-blocking, so that opening a FIFO returns instead of waiting for
+        # a writer; it changes nothing for regular files.
+        descriptor = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+    except FileNotFoundError:
+        raise
+    except OSError as error:  # e.g. no permission
+        raise ValueError(f"Cannot read {path}: {error.strerror}.") from None
+    mode = os.fstat(descriptor).st_mode
+    if not stat.S_ISREG(mode):
+        os.close(descriptor)
+        kind = "a directory" if stat.S_ISDIR(mode) else "not a regular file"
+        raise ValueError(
+            f"Refusing {path}: it is {kind} (links followed); only regular files "
+            "are read."
+        )
+    return os.fdopen(descriptor, "rb")
+
+
+def _digest(file):
     digest = hashlib.sha256()
-    with open(path, "rb") as file:
-        for block in iter(lambda: file.read(1 << 20), b""):
-            digest.update(block)
+    for block in iter(lambda: file.read(1 << 20), b""):
+        digest.update(block)
     return digest.hexdigest()
 
 
-def verify(path, expected_sha256):
-    """Raises `ValueError` unless the file at `path` has `expected_sha256`."""
-    actual = sha256_of(path)
+def sha256_of(path):
+    """The sha256 of the regular file at `path` (else `ValueError`)."""
+    with _open_regular(path) as file:
+        return _digest(file)
+
+
+def verify(path, expected_sha256, expected_size=None):
+    """Raises `ValueError` unless the file at `path` is a regular file of
+    `expected_size` bytes (when given) with `expected_sha256`."""
+    with _open_regular(path) as file:
+        size = os.fstat(file.fileno()).st_size
+        if expected_size is not None and size != expected_size:
+            # Refused before reading: a wrong size is enough, and a huge file
+            # would take long to hash.
+            raise ValueError(
+                f"Refusing {path}: it has {size:,} bytes, expected "
+                f"{expected_size:,} (sha256 {expected_sha256}). The file is "
+                "truncated or a different version; delete it (or fix the mirror) "
+                "and load again."
+            )
+        actual = _digest(file)
     if actual != expected_sha256:
         raise ValueError(
             f"Refusing {path}: its sha256 is {actual}, expected "
@@ -97,6 +142,11 @@ def fetch(file, data_dir=None):
     """Returns the local path of a verified copy of `file` (a `CorpusFile`)."""
     mirror = _mirror(data_dir)
     if mirror is not None:
+        if mirror.exists() and not mirror.is_dir():
+            raise ValueError(
+                f"The data mirror {mirror} (set by `data_dir` or "
+                f"{MIRROR_VARIABLE}) is not a folder."
+            )
         path = mirror / file.path
         if not path.exists():
             raise FileNotFoundError(
@@ -105,7 +155,7 @@ def fetch(file, data_dir=None):
                 f"out like the project's shared/data folder, or unset "
                 f"{MIRROR_VARIABLE} to download it from {file.origin}."
             )
-        return verify(path, file.sha256)
+        return verify(path, file.sha256, file.size)
     path = _cache_root() / file.path
     if not path.exists():
         try:
@@ -117,6 +167,6 @@ def fetch(file, data_dir=None):
                 f"yourself, or set {MIRROR_VARIABLE} to a folder laid out like "
                 "the project's shared/data folder."
             ) from None
-        verify(unpacked, file.sha256)
+        verify(unpacked, file.sha256, file.size)
         unpacked.replace(path)  # only a verified file gets the real name
-    return verify(path, file.sha256)
+    return verify(path, file.sha256, file.size)

@@ -79,11 +79,52 @@ def _cli(backend, *args, data_dir=None):
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
+def _check_target(run, target):
+    """Refuses a `target` that publishing would delete other files with: it
+    replaces an earlier version of the preset only."""
+    if not target.exists():
+        return
+    if target.resolve() == run.resolve():
+        raise ValueError(f"RUN {run} is the preset {target} itself; publish a run.")
+    preset = {
+        presets.CONFIG_FILE,
+        presets.METADATA_FILE,
+        presets.WEIGHTS_FILE,
+        presets.MANIFEST_FILE,
+        presets.CARD_FILE,
+        "assets",
+        f"partial.{presets.WEIGHTS_FILE}",
+    }
+    if not target.is_dir():
+        raise ValueError(
+            f"{target} is not a folder, so publishing will not replace it; "
+            "choose another --name or --zoo."
+        )
+    foreign = [
+        name
+        for name in sorted(os.listdir(target))
+        if name.removesuffix(".partial") not in preset
+        and not name.removesuffix(".partial").endswith("tokenizer.json")
+    ]
+    if foreign:
+        raise ValueError(
+            f"{target} is not an earlier version of a preset (it holds "
+            f"{', '.join(foreign[:5])}), so publishing will not replace it; "
+            "choose another --name or --zoo."
+        )
+
+
 def _copy_preset(run, target):
     """The run's preset files (not its training checkpoints) into `target`."""
+    if not (run / presets.CONFIG_FILE).is_file():
+        raise ValueError(
+            f"RUN {run} holds no trained model (no {presets.CONFIG_FILE}); "
+            "`keras-nlm train` writes one when a run ends."
+        )
+    metadata = presets.load_metadata(run)
+    _check_target(run, target)
     shutil.rmtree(target, ignore_errors=True)
     target.mkdir(parents=True)
-    metadata = json.loads((run / presets.METADATA_FILE).read_text("utf-8"))
     names = [presets.CONFIG_FILE, presets.METADATA_FILE, presets.WEIGHTS_FILE]
     for role in metadata["tokenizers"]:
         names.append(f"{role}.json")

@@ -1,17 +1,19 @@
 import dataclasses
 import json
+import os
 import pathlib
 import time
 
 import keras
 import keras_hub
 
-from keras_nlm import evaluation
+from keras_nlm import evaluation, presets
 from keras_nlm.datasets.batching import NGramWindows, SentencePairs, StreamBatches
 from keras_nlm.models import CarriedState, FixedWindowLM
 from keras_nlm.training.checkpoint import EpochCheckpoint
 
 RECIPE_FILE = "recipe.json"
+CHECKPOINTS = "checkpoint"
 
 
 def _batches(recipe, tokenizers, split, data_dir, epoch):
@@ -48,18 +50,63 @@ def _batches(recipe, tokenizers, split, data_dir, epoch):
     return StreamBatches(ids, recipe.batch_size, recipe.sequence_length, start_id)
 
 
+def _own_names(recipe):
+    """What a run of `recipe` writes into its folder: the recipe, the
+    checkpoints and, at the end, the preset (and each write's partial file)."""
+    roles = (
+        ("source_tokenizer", "target_tokenizer") if recipe.languages else ("tokenizer",)
+    )
+    names = {
+        RECIPE_FILE,
+        CHECKPOINTS,
+        "assets",
+        presets.CONFIG_FILE,
+        presets.METADATA_FILE,
+        presets.WEIGHTS_FILE,
+        f"partial.{presets.WEIGHTS_FILE}",
+        presets.MANIFEST_FILE,
+        *(f"{role}.json" for role in roles),
+    }
+    return names | {f"{name}.partial" for name in names}
+
+
 def _check_output(recipe, output, resume):
-    """The epoch to start at; refuses to mix two runs in one folder."""
-    latest = EpochCheckpoint.latest(output / "checkpoint")
-    recipe_file = output / RECIPE_FILE
-    if latest is None:
+    """The epoch to start at. Refuses an output that holds anything but a run
+    of this recipe: training writes over no one's files, and never mixes two
+    runs in one folder."""
+    existing = next(p for p in (output, *output.absolute().parents) if p.exists())
+    if not existing.is_dir():
+        raise ValueError(
+            f"The output {output} cannot be a run's folder: {existing} is not "
+            "a folder; choose a new or empty folder."
+        )
+    if existing != output:
         return 0
-    if not resume:
+    names = sorted(os.listdir(output))
+    if not names:
+        return 0
+    foreign = [name for name in names if name not in _own_names(recipe)]
+    recipe_file = output / RECIPE_FILE
+    if foreign or not recipe_file.is_file():
+        shown = foreign or names
+        listed = ", ".join(shown[:5]) + (", ..." if len(shown) > 5 else "")
+        raise ValueError(
+            f"The output {output} is not empty and not a run of this recipe (it "
+            f"holds {listed}); training would write over its files: choose a new "
+            "or empty folder."
+        )
+    latest = EpochCheckpoint.latest(output / CHECKPOINTS)
+    if latest is not None and not resume:
         raise ValueError(
             f"{output} already holds a run of {latest['epoch']} epoch(s); pass "
             "`resume=True` (`--resume`) to continue it, or choose another output."
         )
-    saved = json.loads(recipe_file.read_text(encoding="utf-8"))
+    try:
+        saved = json.loads(recipe_file.read_text(encoding="utf-8"))
+        if not isinstance(saved, dict):
+            raise ValueError(f"a JSON object is needed, not {type(saved).__name__}")
+    except ValueError as error:
+        raise ValueError(f"{recipe_file} is not a run's recipe: {error}") from None
     # A field added since the run started has its default there.
     defaults = {f.name: f.default for f in dataclasses.fields(recipe)}
     differing = [
@@ -70,8 +117,18 @@ def _check_output(recipe, output, resume):
     ]
     if differing:
         raise ValueError(
-            f"Cannot resume {output}: it was trained with a different "
-            f"{', '.join(differing)}; resume with the same settings."
+            f"{output} holds a run with a different {', '.join(differing)}; "
+            "resume it with the same settings, or choose another output."
+        )
+    if latest is None:
+        # Stopped before its first checkpoint: it starts again, with or
+        # without `resume`, as nothing was trained.
+        return 0
+    if recipe.epochs < latest["epoch"]:
+        raise ValueError(
+            f"Cannot resume {output} for epochs={recipe.epochs} (`--epochs`): its "
+            f"checkpoint already has {latest['epoch']} epochs. Resume with at "
+            f"least {latest['epoch']} epochs, or train anew in another output."
         )
     return latest["epoch"]
 
@@ -81,9 +138,11 @@ def train(recipe, output, resume=False, data_dir=None, verbose="auto"):
 
     Args:
         recipe: a `Recipe` (see `keras_nlm.training.recipes`).
-        output: the run's folder. It receives `checkpoint/` (the training
-            state after each epoch) and, at the end, the trained model as a
-            preset (`config.json`, `model.weights.h5`, tokenizers,
+        output: the run's folder: a new or empty one, or this recipe's run
+            (to resume it, or to start again one stopped before its first
+            checkpoint). It receives `recipe.json`, `checkpoint/` (the
+            training state after each epoch) and, at the end, the trained
+            model as a preset (`config.json`, `model.weights.h5`, tokenizers,
             `metadata.json` with the recipe, the per-epoch logs and the
             validation and test metrics).
         resume: continue the run in `output` from its last checkpoint. The
@@ -96,9 +155,6 @@ def train(recipe, output, resume=False, data_dir=None, verbose="auto"):
     """
     output = pathlib.Path(output)
     initial_epoch = _check_output(recipe, output, resume)
-    output.mkdir(parents=True, exist_ok=True)
-    (output / RECIPE_FILE).write_text(json.dumps(recipe.to_dict(), indent=2))
-
     keras.utils.set_random_seed(recipe.seed)
     tokenizers = recipe.make_tokenizers(data_dir)
     model = recipe.make_model(tokenizers)
@@ -118,7 +174,11 @@ def train(recipe, output, resume=False, data_dir=None, verbose="auto"):
                     seed=recipe.seed + i,
                 )
             )
-    checkpoint = EpochCheckpoint(output / "checkpoint")
+    # Only a run that could start writes its folder: a failed start (a bad
+    # recipe, a missing corpus) leaves nothing behind.
+    output.mkdir(parents=True, exist_ok=True)
+    presets._write_json(output / RECIPE_FILE, recipe.to_dict())
+    checkpoint = EpochCheckpoint(output / CHECKPOINTS)
     # The scheduler comes first, so that the epoch's learning rate, which it
     # adds to the logs, is in the checkpoint's history.
     schedule = keras.callbacks.LearningRateScheduler(

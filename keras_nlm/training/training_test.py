@@ -334,3 +334,74 @@ def test_restore_best_weights_ends_with_the_best_validation_epoch(tmp_path):
     # The saved model is the best epoch's: it scores that epoch's validation loss.
     nll = np.log(metadata["metrics"]["validation"]["perplexity"])
     assert nll == pytest.approx(losses[best - 1], rel=0.02)
+
+
+def test_train_json_prints_only_its_object_and_a_resume_never_goes_back(
+    tmp_path, capsys
+):
+    recipe_file = tmp_path / "quick.json"
+    recipe_file.write_text(json.dumps(QUICK.replace(epochs=2).to_dict()))
+    run = tmp_path / "run"
+    train = ["train", str(recipe_file), "--output", str(run)]
+    assert cli.main([*train, "--json"]) == 0
+    printed = capsys.readouterr().out
+    assert json.loads(printed)["output"] == str(run), printed  # nothing else
+    finished = {p.name: p.read_bytes() for p in run.iterdir() if p.is_file()}
+    # Fewer epochs than the checkpoint has would save a history that
+    # contradicts the recipe's epochs.
+    assert cli.main([*train, "--resume", "--epochs", "1"]) == 2
+    error = capsys.readouterr().err
+    assert "epochs=1 (`--epochs`)" in error and "already has 2 epochs" in error
+    assert {p.name: p.read_bytes() for p in run.iterdir() if p.is_file()} == finished
+
+
+def _contents(folder):
+    return {
+        path.relative_to(folder).as_posix(): path.is_file() and path.read_bytes()
+        for path in sorted(folder.rglob("*"))
+    }
+
+
+def test_an_output_that_is_not_this_runs_own_is_refused_untouched(tmp_path):
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "notes.txt").write_text("mine")
+    # A run of this recipe that someone gave a model card.
+    carded = tmp_path / "carded"
+    (carded / "checkpoint").mkdir(parents=True)
+    (carded / "recipe.json").write_text(json.dumps(QUICK.to_dict()))
+    (carded / "checkpoint" / "latest.json").write_text(
+        json.dumps({"epoch": 1, "folder": "epoch-0001", "history": []})
+    )
+    (carded / "README.md").write_text("the card")
+    # A run stopped before its first checkpoint: another recipe cannot take
+    # its folder.
+    stopped = tmp_path / "stopped"
+    (stopped / "checkpoint" / "epoch-0001.partial").mkdir(parents=True)
+    (stopped / "recipe.json").write_text(json.dumps(QUICK.to_dict()))
+    before = _contents(tmp_path)
+    count_case("bad input", 5)
+    for resume in (False, True):
+        message = f"{re.escape(str(other))} is not empty.*notes.txt"
+        with pytest.raises(ValueError, match=message):
+            training.train(QUICK, other, resume=resume)
+    with pytest.raises(ValueError, match="it holds README.md"):
+        training.train(QUICK, carded, resume=True)
+    with pytest.raises(ValueError, match="different learning_rate"):
+        training.train(QUICK.replace(learning_rate=0.5), stopped)
+    with pytest.raises(ValueError, match="notes.txt is not a folder"):
+        training.train(QUICK, other / "notes.txt" / "run")
+    assert _contents(tmp_path) == before
+    # The same recipe starts it again: nothing was trained, nothing is lost.
+    assert _check_output(QUICK, stopped, resume=False) == 0
+    assert _check_output(QUICK, stopped, resume=True) == 0
+
+
+def test_a_start_that_fails_leaves_nothing_behind(tmp_path):
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    with pytest.raises(FileNotFoundError, match="not in the data mirror"):
+        training.train(QUICK, tmp_path / "runs" / "run", data_dir=empty)
+    with pytest.raises(ValueError, match="`cell`"):
+        training.train(QUICK.replace(model={**QUICK.model, "cell": "nope"}), empty)
+    assert sorted(p.name for p in tmp_path.rglob("*")) == ["empty"]
