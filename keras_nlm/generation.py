@@ -12,6 +12,7 @@ on TensorFlow; PyTorch runs it eagerly, without autograd.
 """
 
 import functools
+import numbers
 
 import keras
 import keras_hub
@@ -80,14 +81,23 @@ def _prompt_buffer(prompts, max_length):
 
 
 def _get_sampler(sampler, vocabulary_size):
-    """The sampler object, its settings checked (the backends would otherwise
-    fail each in its own way, or sample from a flipped distribution)."""
+    """The sampler object, its settings checked against the vocabulary (the
+    backends would otherwise fail each in its own way, from inside the
+    compiled loop, or sample from a flipped distribution)."""
+    samplers = keras_hub.samplers
     if isinstance(sampler, str):
         check_choice(sampler, "sampler", SAMPLER_NAMES)
         if sampler not in _named_samplers:
             _named_samplers[sampler] = keras_hub.samplers.get(sampler)
-        return _named_samplers[sampler]
-    samplers = keras_hub.samplers
+        named, sampler = sampler, _named_samplers[sampler]
+        k = getattr(sampler, "k", None)
+        if k is not None and k > vocabulary_size:
+            raise ValueError(
+                f"`sampler={named!r}` keeps KerasHub's default k={k} tokens, more "
+                f"than vocabulary_size={vocabulary_size}; pass "
+                f"`keras_hub.samplers.TopKSampler(k=...)` with k <= {vocabulary_size}."
+            )
+        return sampler
     if not isinstance(sampler, samplers.Sampler) or isinstance(
         sampler, samplers.ContrastiveSampler
     ):
@@ -96,19 +106,33 @@ def _get_sampler(sampler, vocabulary_size):
             + ", ".join(repr(n) for n in SAMPLER_NAMES)
             + f" or a keras_hub sampler of those kinds; got {sampler!r}."
         )
-    if not sampler.temperature > 0:
+    temperature = sampler.temperature
+    if not _is_number(temperature) or not temperature > 0:
         raise ValueError(
-            f"The sampler's `temperature` must be positive; got {sampler.temperature}."
+            f"The sampler's `temperature` must be a positive number; got {temperature!r}."
         )
-    k = getattr(sampler, "k", 1)
-    if isinstance(sampler, samplers.TopKSampler) and not 1 <= k <= vocabulary_size:
+    # TopKSampler's k, or TopPSampler's optional one: a count of tokens.
+    k = getattr(sampler, "k", None)
+    if k is not None and (
+        not isinstance(k, numbers.Integral)
+        or isinstance(k, bool)
+        or not 1 <= k <= vocabulary_size
+    ):
         raise ValueError(
-            f"The sampler's `k` must be in [1, vocabulary_size={vocabulary_size}]; "
-            f"got {k}."
+            f"The sampler's `k` must be an integer in [1, vocabulary_size="
+            f"{vocabulary_size}]; got {k!r}."
         )
-    if isinstance(sampler, samplers.TopPSampler) and not 0 < sampler.p <= 1:
-        raise ValueError(f"The sampler's `p` must be in (0, 1]; got {sampler.p}.")
+    if isinstance(sampler, samplers.TopPSampler) and not (
+        _is_number(sampler.p) and 0 < sampler.p <= 1
+    ):
+        raise ValueError(f"The sampler's `p` must be in (0, 1]; got {sampler.p!r}.")
+    if isinstance(sampler, samplers.BeamSampler):
+        check_positive_int(sampler.num_beams, "num_beams")
     return sampler
+
+
+def _is_number(value):
+    return isinstance(value, numbers.Real) and not isinstance(value, bool)
 
 
 def _compile(model, sampler, next, start, stop_token_ids):
@@ -304,6 +328,25 @@ def generate(
     return results
 
 
+def _check_no_padding(source):
+    """Refuses sources holding padding (id 0) before a token: the encoder
+    masks it, so it would translate another sentence than the one given (or,
+    for a row of padding only, none at all). Padding at the end is fine."""
+    for i, row in enumerate(source):
+        tokens = np.flatnonzero(row)
+        if not tokens.size:
+            raise ValueError(
+                f"`sources` row {i} holds only padding (id 0); a source needs "
+                "at least one token."
+            )
+        gap = np.flatnonzero(row[: tokens[-1]] == 0)
+        if gap.size:
+            raise ValueError(
+                f"`sources` row {i} holds the padding id 0 at position {gap[0]}, "
+                "before its last token; padding may only end a row."
+            )
+
+
 def translate(model, sources, max_length, start_id, end_id, sampler="greedy"):
     """Decodes a `Seq2Seq` from the start delimiter until the end delimiter.
 
@@ -330,6 +373,7 @@ def translate(model, sources, max_length, start_id, end_id, sampler="greedy"):
     check_token_ids(
         source, model.source_vocabulary_size, "source", "source_vocabulary_size"
     )
+    _check_no_padding(source)
     source = source.astype("int32")
     for argument, id in (("start_id", start_id), ("end_id", end_id)):
         check_token_ids(
@@ -338,6 +382,13 @@ def translate(model, sources, max_length, start_id, end_id, sampler="greedy"):
             argument,
             "target_vocabulary_size",
         )
+        if id == 0:
+            # Fed back or searched for, padding is masked: the decoder would
+            # stall, each backend its own way.
+            raise ValueError(
+                f"`{argument}` must be a delimiter's id, not 0, the padding id of "
+                "the target vocabulary."
+            )
     buffer = np.zeros((len(source), max_length + 1), "int32")
     if not model.built:
         # Weights must exist before the sampling loop is traced.

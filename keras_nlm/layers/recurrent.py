@@ -275,6 +275,12 @@ class RecurrentStack(keras.layers.Layer):
                     f"`{argument}[{i}]` must be a list of {expected}; got "
                     f"{type(layer_states).__name__}."
                 )
+            for j, state in enumerate(layer_states):
+                if not hasattr(state, "shape"):
+                    raise ValueError(
+                        f"`{argument}[{i}][{j}]` must be a tensor or array, one "
+                        f"of {expected}; got {type(state).__name__}."
+                    )
             shapes = [tuple(state.shape) for state in layer_states]
             if len(shapes) != self.state_count or any(
                 len(shape) != 2

@@ -137,6 +137,8 @@ class Model(keras.Model):
         return getattr(self, self.label_size_argument)
 
     def __call__(self, *args, **kwargs):
+        if args:
+            _refuse_ragged(args[0], "inputs")
         if args and _holds_arrays(args[0]):
             inputs = _as_arrays(args[0])
             self.check_inputs(inputs)  # before a backend converts the values
@@ -156,6 +158,7 @@ class Model(keras.Model):
         """`fit` / `evaluate` / `predict` data, checked before any step runs:
         in-memory arrays at once, datasets batch by batch as they are read
         (`CheckedData`). Returns what to pass to Keras."""
+        _refuse_ragged(x, "x")
         if _holds_arrays(x):
             self._check_batch(x, y)
             return x
@@ -167,11 +170,34 @@ class Model(keras.Model):
     def _check_batch(self, x, y=None):
         """Checks one batch (or all in-memory data): arrays and nested lists
         as they are, before a backend converts them; tensors as they come."""
-        self.check_inputs(_as_arrays(x) if _holds_arrays(x) else x)
+        _refuse_ragged(x, "x")
+        x = _as_arrays(x) if _holds_arrays(x) else x
+        self.check_inputs(x)
         if y is not None and self._checks_labels():
-            if _holds_arrays(y):
-                y = np.asarray(y)
+            y = _as_arrays(y, "y") if _holds_arrays(y) else y
+            self._check_label_shape(x, y)
             check_token_ids(y, self.label_size, "y", self.label_size_argument)
+
+    def label_shape(self, inputs):
+        """The shape the default loss's labels of `inputs` must have: one
+        label per vector of logits. Here, one per input token; models with
+        one prediction per sequence or window override it."""
+        return tuple(inputs.shape)
+
+    def _check_label_shape(self, x, y):
+        # A mismatch would fail inside the compiled step, in each backend's
+        # words (and on TensorFlow leave `fit` unable to run again).
+        expected = self.label_shape(x)
+        shape = tuple(y.shape)
+        if shape[len(expected) :] == (1,):  # Keras squeezes a trailing 1
+            shape = shape[:-1]
+        if len(shape) != len(expected) or any(
+            None not in (a, b) and a != b for a, b in zip(shape, expected)
+        ):
+            raise ValueError(
+                f"`y` must hold one label per vector of logits of the inputs, "
+                f"shape {expected}; got shape {tuple(y.shape)}."
+            )
 
     def _checks_labels(self):
         loss = getattr(self, "loss", None)
@@ -353,26 +379,44 @@ def token_ids_spec(length=None):
 
 
 def _holds_arrays(x):
-    """Numpy arrays or nested lists of numbers (not tensors, not datasets)."""
+    """Numpy arrays, nested lists of numbers, or another framework's tensors
+    (not this backend's tensors, not datasets)."""
     if isinstance(x, dict):
         return bool(x) and all(_holds_arrays(v) for v in x.values())
     if isinstance(x, np.ndarray):
+        return True
+    if hasattr(x, "__array__") and not (
+        ops.is_tensor(x) or isinstance(x, keras.KerasTensor)
+    ):
+        # E.g. a PyTorch tensor under JAX: converting it to JAX would wrap
+        # int64 ids silently, so it is checked as numpy first.
         return True
     return isinstance(x, (list, tuple)) and not any(
         ops.is_tensor(v) or isinstance(v, (dict, str)) for v in x
     )
 
 
-def _as_arrays(x):
+def _as_arrays(x, argument="inputs"):
     if isinstance(x, dict):
-        return {k: _as_arrays(v) for k, v in x.items()}
+        return {k: _as_arrays(v, argument) for k, v in x.items()}
     try:
         return np.asarray(x)
     except ValueError:
         raise ValueError(
-            "`inputs` must be a rectangular array of token ids (pad the rows "
+            f"`{argument}` must be a rectangular array of token ids (pad the rows "
             "to one length); got rows of different lengths."
         ) from None
+
+
+def _refuse_ragged(x, argument):
+    """Ragged and sparse tensors hold rows of different lengths, which the
+    models read as padded rectangles only: say so rather than fail inside."""
+    kind = type(x).__name__
+    if kind in ("RaggedTensor", "SparseTensor"):
+        raise ValueError(
+            f"`{argument}` must be a dense (batch, time) tensor of token ids; got a "
+            f"tf.{kind}: pad it first (`.to_tensor()`, `tf.sparse.to_dense`)."
+        )
 
 
 def is_text(inputs):

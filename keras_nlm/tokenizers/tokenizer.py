@@ -32,6 +32,13 @@ class Tokenizer:
         end_token=None,
         eos_token=None,
     ):
+        for name, token in zip(
+            SPECIALS, (padding_token, unknown_token, start_token, end_token, eos_token)
+        ):
+            if token is not None and (not isinstance(token, str) or not token):
+                raise ValueError(
+                    f"`{name}` must be a non-empty string or None; got {token!r}."
+                )
         self.padding_token = padding_token
         self.unknown_token = unknown_token
         self.start_token = start_token
@@ -72,7 +79,15 @@ class Tokenizer:
             max_size = check_positive_int(max_size, "max_size")
         tokenizer = cls(**kwargs)
         counts = collections.Counter()
+        try:
+            texts = iter(texts)
+        except TypeError:
+            raise ValueError(
+                "`texts` must be an iterable of strings (e.g. the corpus's lines); "
+                f"got {type(texts).__name__}."
+            ) from None
         for text in texts:
+            _check_text(text, "texts")
             counts.update(tokenizer.split(text))
         specials = tokenizer.special_tokens
         words = sorted(
@@ -156,6 +171,21 @@ class Tokenizer:
             )
         return self._ids[self.unknown_token]
 
+    def _text_token_id(self, token):
+        """`token_to_id` for a token of text, where delimiters and padding
+        are unknown words (see `tokenize`)."""
+        for name in ("padding_token", "start_token", "end_token"):
+            if token == getattr(self, name):
+                if self.unknown_token is None:
+                    raise ValueError(
+                        f"The text holds {token!r}, this tokenizer's `{name}`, "
+                        "which text cannot hold (add delimiters with "
+                        "`add_start`/`add_end`, padding with `sequence_length`), "
+                        "and there is no `unknown_token` to map it to."
+                    )
+                return self._ids[self.unknown_token]
+        return self.token_to_id(token)
+
     @property
     def padding_id(self):
         return None if self.padding_token is None else self._ids[self.padding_token]
@@ -168,6 +198,13 @@ class Tokenizer:
         included) gives the unknown token's id, or a `ValueError` naming it
         if the tokenizer has no `unknown_token`. Bytes are refused: decode
         them first.
+
+        Padding and the start and end delimiters are structure, never text
+        (as KerasHub's `special_tokens_in_strings=False`): text that spells
+        one (`"the </s> cat"`) gets the unknown token's id there, which
+        `detokenize` writes back (`"the <unk> cat"`), rather than a delimiter
+        that would end the text or padding that would vanish. The unknown
+        token and `eos_token` (the line breaks of a corpus's stream) are text.
 
         Args:
             inputs: a string, or a list of strings (a batch).
@@ -215,7 +252,7 @@ class Tokenizer:
         ):
             if flag and token is None:
                 raise ValueError(f"This tokenizer has no `{name}` to add.")
-        ids = [self.token_to_id(token) for token in self.split(text)]
+        ids = [self._text_token_id(token) for token in self.split(text)]
         if add_start:
             ids.insert(0, self._ids[self.start_token])
         if add_end:
@@ -285,11 +322,13 @@ class Tokenizer:
         return cls(**config)
 
 
-def _check_text(text):
+def _check_text(text, argument="inputs"):
     if isinstance(text, (bytes, bytearray)):
         raise ValueError(
-            "`inputs` must be text (str), not bytes: decode them first, e.g. "
+            f"`{argument}` must be text (str), not bytes: decode them first, e.g. "
             "`data.decode('utf-8', errors='replace')`."
         )
     if not isinstance(text, str):
-        raise ValueError(f"`inputs` must be strings; got {type(text).__name__}.")
+        raise ValueError(
+            f"`{argument}` must hold strings; got {text!r:.50} ({type(text).__name__})."
+        )

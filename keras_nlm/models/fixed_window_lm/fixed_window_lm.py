@@ -86,6 +86,9 @@ class FixedWindowLM(LanguageModel):
     def serving_signature(self):
         return [token_ids_spec(self.window_size)]
 
+    def label_shape(self, inputs):
+        return tuple(inputs.shape[:1])  # the word after each window
+
     def call(self, inputs, training=None):
         inputs = self.check_inputs(inputs)
         A = self.dropout_layer(self.E(inputs), training=training)

@@ -82,6 +82,9 @@ class RNNClassifier(Model):
             inputs, self.vocabulary_size, "inputs", ("batch", "time")
         )
 
+    def label_shape(self, inputs):
+        return tuple(inputs.shape if self.per_token else inputs.shape[:1])
+
     def call(self, inputs, training=None):
         inputs = self.check_inputs(inputs)
         mask = ops.not_equal(inputs, 0)

@@ -257,6 +257,9 @@ class Seq2Seq(Model):
             )
         return {"source": source, "target": target}
 
+    def label_shape(self, inputs):
+        return tuple(inputs["target"].shape)  # the target, shifted left
+
     def serving_signature(self):
         return [{"source": token_ids_spec(), "target": token_ids_spec()}]
 
