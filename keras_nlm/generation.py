@@ -128,6 +128,11 @@ def _get_sampler(sampler, vocabulary_size):
         raise ValueError(f"The sampler's `p` must be in (0, 1]; got {sampler.p!r}.")
     if isinstance(sampler, samplers.BeamSampler):
         check_positive_int(sampler.num_beams, "num_beams")
+        if sampler.return_all_beams:
+            raise ValueError(
+                "A `BeamSampler` with `return_all_beams=True` is not supported: "
+                "generation returns the best sequence of each prompt."
+            )
     return sampler
 
 

@@ -91,6 +91,15 @@ def check_rank(x, argument, dimensions):
         )
 
 
+def is_foreign_array(x):
+    """Whether `x` holds values as another framework's tensor (a PyTorch
+    tensor under JAX, say): converting it to this backend's could wrap or
+    cast its ids silently (JAX makes int64 int32), so it is read as numpy."""
+    return hasattr(x, "__array__") and not (
+        keras.ops.is_tensor(x) or isinstance(x, (keras.KerasTensor, keras.Variable))
+    )
+
+
 def _out_of_range_error(argument, vocabulary_size, low, high, size_name):
     bad = low if low < 0 else high
     what = "token id" if size_name.endswith("vocabulary_size") else "label"
@@ -155,7 +164,9 @@ def check_token_ids(
     """
     if isinstance(ids, keras.KerasTensor):
         return ids
-    if isinstance(ids, (np.ndarray, np.generic, list, tuple, int, float)):
+    if isinstance(ids, (np.ndarray, np.generic, list, tuple, int, float)) or (
+        is_foreign_array(ids)
+    ):
         values = np.asarray(ids)
         if not is_integer_dtype(values.dtype):
             raise _dtype_error(argument, values.dtype)

@@ -950,6 +950,9 @@ def test_another_frameworks_tensors_are_checked_before_conversion(kind):
     _tried("refused")
     with pytest.raises(ValueError, match=f"`inputs` holds token id {2**32 + 3}"):
         model(_foreign_tensor(kind, [[1, 2**32 + 3]]))
+    _tried("refused")
+    with pytest.raises(ValueError, match=f"`token_ids` holds token id {2**32 + 3}"):
+        model.step(_foreign_tensor(kind, [2**32 + 3]), model.rnn.initial_state(1))
     _tried(None)
     logits = model(_foreign_tensor(kind, [[1, 3]]))
     expected = model(np.array([[1, 3]]))
@@ -1002,6 +1005,11 @@ def test_translate_refuses_padding_as_a_delimiter_or_a_source():
         (3, keras_hub.samplers.TopPSampler(p=0.5, k=7), "`k` must be an integer"),
         (V, keras_hub.samplers.TopKSampler(k=2, temperature="1"), "positive number"),
         (V, keras_hub.samplers.BeamSampler(num_beams=0), "`num_beams` must be"),
+        (
+            V,
+            keras_hub.samplers.BeamSampler(return_all_beams=True),
+            "`return_all_beams=True` is not supported",
+        ),
     ],
     ids=[
         "default_k_beyond_vocabulary",
@@ -1009,6 +1017,7 @@ def test_translate_refuses_padding_as_a_delimiter_or_a_source():
         "top_p_k",
         "text_temperature",
         "no_beams",
+        "all_beams",
     ],
 )
 def test_samplers_are_checked_against_the_vocabulary(vocabulary_size, sampler, message):
@@ -1105,6 +1114,9 @@ def test_labels_of_the_wrong_shape_are_refused_before_the_step(name):
             _tried("refused")
             with pytest.raises(ValueError, match="`y` must hold one label per vector"):
                 call(x, labels, verbose=0)
+    _tried("refused")
+    with pytest.raises(ValueError, match="`y` must be an array of label ids"):
+        model.fit(x, {"labels": y}, verbose=0)
     _tried(None)
     model.fit(x, y, verbose=0)
     # Keras's trailing axis of 1 is accepted (a new model: TensorFlow would

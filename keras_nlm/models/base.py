@@ -9,6 +9,7 @@ from keras_nlm.validation import (
     CheckedData,
     check_token_ids,
     guard_step,
+    is_foreign_array,
     pipeline_errors,
 )
 
@@ -188,6 +189,11 @@ class Model(keras.Model):
         # A mismatch would fail inside the compiled step, in each backend's
         # words (and on TensorFlow leave `fit` unable to run again).
         expected = self.label_shape(x)
+        if not hasattr(y, "shape"):
+            raise ValueError(
+                f"`y` must be an array of label ids of shape {expected}; got "
+                f"{type(y).__name__}."
+            )
         shape = tuple(y.shape)
         if shape[len(expected) :] == (1,):  # Keras squeezes a trailing 1
             shape = shape[:-1]
@@ -385,11 +391,7 @@ def _holds_arrays(x):
         return bool(x) and all(_holds_arrays(v) for v in x.values())
     if isinstance(x, np.ndarray):
         return True
-    if hasattr(x, "__array__") and not (
-        ops.is_tensor(x) or isinstance(x, keras.KerasTensor)
-    ):
-        # E.g. a PyTorch tensor under JAX: converting it to JAX would wrap
-        # int64 ids silently, so it is checked as numpy first.
+    if is_foreign_array(x):
         return True
     return isinstance(x, (list, tuple)) and not any(
         ops.is_tensor(v) or isinstance(v, (dict, str)) for v in x
