@@ -18,20 +18,30 @@ Loading attaches the tokenizers to the model under those names
 (`model.tokenizer`, ...), so that `model.generate("text", ...)` works on text.
 
 A preset may come from a stranger, so loading runs nothing it was not meant
-to run: the manifest is checked first; the configs may name only classes of
-Keras, KerasHub and keras-nlm (no Lambda layers, no lambdas, no class
-registered by another package), checked before anything is deserialised, and
-Keras's `safe_mode` is on; the weights are HDF5 tensors, never a pickle.
+to run: the manifest is checked first (a preset holds only regular files, no
+links, so that it covers all that loading reads); the configs may name only
+classes of Keras, KerasHub and keras-nlm (no Lambda layers, no lambdas, no
+class registered by another package), checked before anything is
+deserialised, and Keras's `safe_mode` is on; a model whose weights would not
+fit in memory is refused before any is allocated; the weights are HDF5
+tensors, never a pickle.
 KerasHub's own preset loader needs a KerasHub `Backbone`; ours are plain Keras
 models, hence these few functions.
 """
 
+import contextlib
 import datetime
 import json
+import math
 import os
 import pathlib
+import random
+import stat
+import warnings
 
 import keras
+from keras.src.backend.common import global_state
+from keras.src.utils.dtype_utils import dtype_size
 
 # Registers the classes a preset's config may name.
 from keras_nlm import models, tokenizers  # noqa: F401
@@ -111,13 +121,38 @@ def save_preset(model, directory, tokenizers, metadata=None):
     write_manifest(directory)
 
 
+def regular_files(directory):
+    """`{relative posix path: path}` of every file under `directory`.
+
+    Raises `ValueError` naming an entry that is a symbolic link or not a
+    regular file or directory: a manifest would not cover what a link points
+    at (a linked directory's files are not even listed), yet loading follows
+    it, so a preset (or checkpoint) holds only its own regular files.
+    """
+    directory = pathlib.Path(directory)
+    files = {}
+    for root, folders, names in os.walk(directory):  # never follows links
+        for name in folders + names:
+            path = pathlib.Path(root, name)
+            mode = path.lstat().st_mode
+            if stat.S_ISREG(mode):
+                files[path.relative_to(directory).as_posix()] = path
+            elif not stat.S_ISDIR(mode):
+                kind = "a symbolic link" if stat.S_ISLNK(mode) else "not a regular file"
+                raise ValueError(
+                    f"{path} is {kind}: a preset or checkpoint may hold only "
+                    f"regular files, which its {MANIFEST_FILE} covers. Refusing "
+                    "it: copy the files in instead."
+                )
+    return dict(sorted(files.items()))
+
+
 def _hashed_files(directory):
     """`{relative posix path: path}` of every file the manifest covers."""
     return {
-        path.relative_to(directory).as_posix(): path
-        for path in sorted(directory.rglob("*"))
-        if path.is_file()
-        and path.relative_to(directory).as_posix() not in (MANIFEST_FILE, CARD_FILE)
+        name: path
+        for name, path in regular_files(directory).items()
+        if name not in (MANIFEST_FILE, CARD_FILE)
     }
 
 
@@ -228,8 +263,9 @@ def _check_config(value, path, where="config"):
         _check_config(item, path, f"{where}.{key}")
 
 
-def _deserialize(path, expected_type):
-    """The object a config file describes, once it is known to be safe."""
+def _read_config(path, expected_type):
+    """The config of a file describing a keras-nlm `expected_type`, once it
+    is known to be safe to deserialise."""
     try:
         with open(path, encoding="utf-8") as file:
             config = json.load(file)
@@ -244,7 +280,22 @@ def _deserialize(path, expected_type):
             f"{str(config)[:200]}."
         )
     _check_config(config, path)
-    obj = keras.saving.deserialize_keras_object(config, safe_mode=True)
+    return config
+
+
+@contextlib.contextmanager
+def _naming(path):
+    """Turns the errors of Keras's deserialisation and of a tokenizer's assets
+    (an unknown class or argument, a bad value) into one naming the file."""
+    try:
+        yield
+    except (TypeError, ValueError, KeyError) as error:
+        raise ValueError(f"Cannot load {path}: {error}") from None
+
+
+def _instantiate(path, config, expected_type):
+    with _naming(path):
+        obj = keras.saving.deserialize_keras_object(config, safe_mode=True)
     if not isinstance(obj, expected_type):
         raise ValueError(
             f"Refusing to load {path}: it describes a {type(obj).__name__}, not a "
@@ -258,13 +309,34 @@ def load_preset(name_or_directory):
 
     Refuses (`ValueError`, naming the file) a preset that fails `verify`, or
     whose configs name a class outside Keras, KerasHub and keras-nlm, a Lambda
-    layer or a lambda, before deserialising anything.
+    layer or a lambda, before deserialising anything; and one whose weights
+    would not fit in this machine's memory, before allocating any.
     """
     from keras_nlm.models.base import Model
     from keras_nlm.tokenizers import Tokenizer
 
     directory = verify(name_or_directory)
-    model = _deserialize(directory / CONFIG_FILE, Model)
+    path = directory / CONFIG_FILE
+    config = _read_config(path, Model)
+    # Deserialising builds the model (its `build_config`), every weight at
+    # once: measure them first, on an unbuilt copy that allocates nothing.
+    unbuilt = {key: value for key, value in config.items() if key != "build_config"}
+    weights = check_weights_fit(
+        lambda: _instantiate(path, unbuilt, Model),
+        config.get("config"),
+        f"Refusing to load {path}",
+    )
+    model = _instantiate(path, config, Model)
+    # A `build_config` that fails to build the model leaves layers without
+    # weights, and `load_weights` then loads nothing into them, silently.
+    if sorted(tuple(v.shape) for v in model.weights) != sorted(
+        s for _, s, _ in weights
+    ):
+        raise ValueError(
+            f"Refusing to load {path}: its build_config "
+            f"{config.get('build_config')!r:.100} does not build the weights of "
+            "the model it describes."
+        )
     roles = load_metadata(directory).get("tokenizers", [])
     if not isinstance(roles, list) or any(
         role not in model.tokenizer_roles for role in roles
@@ -282,13 +354,92 @@ def load_preset(name_or_directory):
             f"model its config describes ({error})."
         ) from None
     for role in roles:
-        tokenizer = _deserialize(directory / f"{role}.json", Tokenizer)
-        tokenizer.load_assets(str(directory / "assets" / role))
+        path = directory / f"{role}.json"
+        tokenizer = _instantiate(path, _read_config(path, Tokenizer), Tokenizer)
+        with _naming(directory / "assets" / role):
+            tokenizer.load_assets(str(directory / "assets" / role))
         problem = _vocabulary_mismatch(model, role, tokenizer)
         if problem:
             raise ValueError(f"Refusing to load {directory}: {problem}")
         setattr(model, role, tokenizer)
     return model
+
+
+def check_weights_fit(make, arguments, where):
+    """Raises `ValueError`, starting with `where`, when the weights of the
+    model `make()` returns would not fit in this machine's memory; else
+    returns their `[(path, shape, dtype)]`.
+
+    Allocating them would kill the process instead (JAX aborts, PyTorch gets
+    OOM-killed). They are measured on a model built without allocating them,
+    and the message names the `arguments` (a config dict) whose values size
+    the largest weight. `make()`'s own errors are raised as they are.
+    """
+    weights = _weight_shapes(make)
+    sizes = [
+        (math.prod(shape) * _itemsize(dtype), path, shape)
+        for path, shape, dtype in weights
+    ]
+    total = sum(size for size, _, _ in sizes)
+    memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    if total <= memory:
+        return weights
+    _, path, shape = max(sizes)
+    fields = ", ".join(
+        f"{name}={value!r}"
+        for name, value in (arguments or {}).items()
+        if isinstance(value, int) and not isinstance(value, bool) and value in shape
+    )
+    raise ValueError(
+        f"{where}: its weights would take {_bytes(total)} (the variable {path!r} "
+        f"of shape {shape}{f' from {fields}' if fields else ''}), more than this "
+        f"machine's {_bytes(memory)} of memory."
+    )
+
+
+def _weight_shapes(make):
+    """`[(path, shape, dtype)]` of the weights of the model `make()` returns,
+    built on symbolic inputs without allocating them, and without changing
+    Keras's or Python's state (random seeds, layer names)."""
+    pending = list(global_state.get_global_attribute("uninitialized_variables") or [])
+    names = global_state.get_global_attribute("object_name_uids")
+    names = names.copy() if names is not None else None
+    seeds = random.getstate()  # initializers and dropout draw their seeds here
+    try:
+        # Variables created in a stateless scope only hold their shape
+        # (Keras's deferred initialisation), and this one never initialises them.
+        with keras.StatelessScope(initialize_variables=False):
+            model = make()
+            inputs = keras.tree.map_structure(
+                lambda spec: keras.KerasTensor(
+                    tuple(n or 1 for n in spec.shape), spec.dtype
+                ),
+                model.serving_signature(),
+            )
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                try:
+                    model(*inputs)
+                except Exception:
+                    # JAX cannot trace an embedding of 2**31 rows or more; the
+                    # weights created up to there are what there is to measure.
+                    pass
+            return [(v.path, tuple(v.shape), v.dtype) for v in model.weights]
+    finally:
+        global_state.set_global_attribute("uninitialized_variables", pending)
+        global_state.set_global_attribute("object_name_uids", names)
+        random.setstate(seeds)
+
+
+def _itemsize(dtype):
+    return dtype_size(dtype) // 8  # bits
+
+
+def _bytes(count):
+    """`count` bytes for people: "3.2 PB"."""
+    units = ("B", "KB", "MB", "GB", "TB", "PB")
+    power = min(int(math.log10(max(count, 1)) // 3), len(units) - 1)
+    return f"{count / 1000**power:.1f} {units[power]}"
 
 
 def _vocabulary_mismatch(model, role, tokenizer):

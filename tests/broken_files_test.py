@@ -5,7 +5,8 @@ changed or truncated file, a missing or unlisted one, no manifest, a
 malformed one) and `keras_nlm/datasets/datasets_test.py` a corpus file
 (changed, truncated, a bad download). Here: the cases those leave out, the
 preset cases where the manifest was rewritten to match the damage (so the
-loader itself must notice), and half-written or damaged training checkpoints.
+loader itself must notice), half-written or damaged training checkpoints,
+and recipe files naming what keras-nlm cannot build.
 """
 
 import json
@@ -14,7 +15,7 @@ import shutil
 import numpy as np
 import pytest
 
-from keras_nlm import presets
+from keras_nlm import presets, training
 from keras_nlm.models import RNNLM
 from keras_nlm.testing import count_case
 from keras_nlm.tokenizers import WordTokenizer
@@ -48,6 +49,21 @@ def genuine(tmp_path_factory):
 
 def _write(name, content):
     return lambda d, root: (d / name).write_bytes(content)
+
+
+def _edit_json(name, edit):
+    def damage(directory, root):
+        value = json.loads((directory / name).read_text())
+        edit(value)
+        (directory / name).write_text(json.dumps(value))
+
+    return damage
+
+
+def _repeat_a_token(directory, root):
+    path = directory / "assets/tokenizer/vocabulary.json"
+    tokens = json.loads(path.read_text())
+    path.write_text(json.dumps(tokens[:-1] + tokens[-2:-1]))
 
 
 # (damage, rewrite the manifest afterwards, what the message must say)
@@ -111,6 +127,48 @@ PRESET_DAMAGE = {
         _write("assets/tokenizer/vocabulary.json", b'["a", "b"]'),
         True,
         "`vocabulary` must start with the special tokens",
+    ),
+    # Keras's and the tokenizers' own errors, which named no file.
+    "tokenizer_asset_repeating_a_token": (
+        _repeat_a_token,
+        True,
+        "Cannot load .*assets/tokenizer: `vocabulary` must not repeat a token",
+    ),
+    "config_naming_an_unknown_class": (
+        _edit_json(
+            presets.CONFIG_FILE,
+            lambda c: c.update(class_name="GPT", registered_name="keras_nlm>GPT"),
+        ),
+        True,
+        "Cannot load .*config.json: Could not locate class 'GPT'",
+    ),
+    "config_with_an_unknown_argument": (
+        _edit_json(presets.CONFIG_FILE, lambda c: c["config"].update(heads=8)),
+        True,
+        "Cannot load .*config.json: Unrecognized keyword arguments passed to RNNLM",
+    ),
+    "config_with_a_size_that_is_not_an_integer": (
+        _edit_json(presets.CONFIG_FILE, lambda c: c["config"].update(hidden_dim="4")),
+        True,
+        "Cannot load .*config.json: `hidden_dim` must be a positive integer",
+    ),
+    "config_whose_build_config_builds_no_weights": (
+        _edit_json(presets.CONFIG_FILE, lambda c: c.update(build_config={})),
+        True,
+        "config.json: its build_config {} does not build the weights",
+    ),
+    "tokenizer_config_naming_an_unknown_class": (
+        _edit_json(
+            "tokenizer.json",
+            lambda c: c.update(class_name="BPE", registered_name="keras_nlm>BPE"),
+        ),
+        True,
+        "Cannot load .*tokenizer.json: Could not locate class 'BPE'",
+    ),
+    "tokenizer_config_with_an_unknown_argument": (
+        _edit_json("tokenizer.json", lambda c: c["config"].update(merges=[])),
+        True,
+        "Cannot load .*tokenizer.json: .*WordTokenizer",
     ),
 }
 
@@ -191,6 +249,34 @@ def _pickled_non_trainable(directory, marker):
     presets.write_manifest(folder)
 
 
+def _pointer(**changes):
+    def damage(directory, marker):
+        latest = {**_latest(directory), **changes}
+        (directory / "latest.json").write_text(json.dumps(latest))
+
+    return damage
+
+
+def _linked_from_outside(name):
+    """Moves the latest folder's `name` (or the folder) out of the run and
+    links it back."""
+
+    def damage(directory, marker):
+        path = directory / _latest(directory)["folder"] / name
+        outside = directory.parent / "outside" / path.name
+        outside.parent.mkdir()
+        shutil.move(path, outside)
+        path.symlink_to(outside)
+
+    return damage
+
+
+def _folder_outside_the_run(directory, marker):
+    folder = directory / _latest(directory)["folder"]
+    shutil.copytree(folder, directory.parent / "elsewhere" / folder.name)
+    _pointer(folder=f"../elsewhere/{folder.name}")(directory, marker)
+
+
 CHECKPOINT_DAMAGE = {
     "pointer_to_a_missing_folder": (
         lambda d, m: shutil.rmtree(d / _latest(d)["folder"]),
@@ -227,6 +313,51 @@ CHECKPOINT_DAMAGE = {
         _pickled_non_trainable,
         "Cannot resume from checkpoint file .*non_trainable.npz",
     ),
+    # Once resumed on a check that the files exist: zeroed weights would do.
+    "manifest_deleted": (
+        lambda d, m: _in_latest("SHA256SUMS")(d).unlink(),
+        "Checkpoint manifest .*epoch-0002/SHA256SUMS is missing",
+    ),
+    "pointer_to_a_folder_outside_the_run": (
+        _folder_outside_the_run,
+        "latest.json is wrong: 'folder' must be 'epoch-0002'.*'../elsewhere",
+    ),
+    "pointer_to_another_epochs_folder": (
+        _pointer(epoch=1),
+        "latest.json is wrong: 'folder' must be 'epoch-0001'.* got 'epoch-0002'",
+    ),
+    "pointer_epoch_not_an_integer": (
+        _pointer(epoch="2"),
+        "latest.json is wrong: 'epoch' must be a positive integer; got '2'",
+    ),
+    "pointer_epoch_a_bool": (
+        _pointer(epoch=True),
+        "latest.json is wrong: 'epoch' must be a positive integer; got True",
+    ),
+    "pointer_epoch_negative": (
+        _pointer(epoch=-2),
+        "latest.json is wrong: 'epoch' must be a positive integer; got -2",
+    ),
+    "pointer_history_not_logs": (
+        _pointer(history=["loss"]),
+        "latest.json is wrong: 'history' must be a list of per-epoch logs",
+    ),
+    "pointer_history_not_a_list": (
+        _pointer(history={"loss": 1.0}),
+        "latest.json is wrong: 'history' must be a list of per-epoch logs",
+    ),
+    "weights_linked_from_outside": (
+        _linked_from_outside("model.weights.h5"),
+        "epoch-0002/model.weights.h5 is a symbolic link",
+    ),
+    "state_file_linked_from_outside": (
+        _linked_from_outside("non_trainable.npz"),
+        "epoch-0002/non_trainable.npz is a symbolic link",
+    ),
+    "folder_linked_from_outside": (
+        _linked_from_outside(""),
+        "Checkpoint folder .*epoch-0002/? is a symbolic link",
+    ),
 }
 
 
@@ -262,11 +393,60 @@ def test_a_save_killed_half_way_leaves_the_previous_checkpoint_in_use(
         np.testing.assert_array_equal(saved, loaded)
 
 
-def test_checkpoints_written_before_manifests_still_resume(checkpoint, tmp_path):
-    directory, weights = checkpoint
-    directory = shutil.copytree(directory, tmp_path / "checkpoint")
-    (directory / _latest(directory)["folder"] / "SHA256SUMS").unlink()
-    model = _resume(directory)
-    assert len(model.get_weights()) == len(weights) > 0
-    for saved, loaded in zip(weights, model.get_weights()):
-        np.testing.assert_array_equal(saved, loaded)
+# --- recipes -----------------------------------------------------------------
+
+
+def _recipe(**changes):
+    """A recipe file's fields (`keras-nlm train RECIPE.json` reads them)."""
+    return {**training.get("char_lstm_timemachine").to_dict(), **changes}
+
+
+BAD_RECIPES = {
+    "model_class_not_a_model": (
+        _recipe(model={"class": "keras", "hidden_dim": 8}),
+        "A recipe's `model` must be a dict whose 'class' is one of .*RNNLM.*; "
+        "got {'class': 'keras'",
+    ),
+    "model_class_a_module": (
+        _recipe(model={"class": "base"}),  # keras_nlm.models.base
+        "`model` must be a dict whose 'class' is one of",
+    ),
+    "model_not_a_dict": (
+        _recipe(model="RNNLM"),
+        "`model` must be a dict whose 'class' is one of .*; got 'RNNLM'",
+    ),
+    "tokenizer_class_the_base_class": (
+        _recipe(tokenizer={"class": "Tokenizer"}),
+        "`tokenizer` must be a dict whose 'class' is one of CharacterTokenizer, "
+        "WordTokenizer",
+    ),
+}
+
+
+@pytest.mark.parametrize("name", sorted(BAD_RECIPES))
+def test_a_recipe_naming_no_class_of_keras_nlm_is_refused(name):
+    count_case("broken file")
+    fields, message = BAD_RECIPES[name]
+    with pytest.raises(ValueError, match=message):
+        training.Recipe(**fields)
+
+
+def test_a_recipe_whose_model_would_not_fit_is_refused_before_allocating():
+    count_case("broken file")
+    recipe = training.get("char_lstm_timemachine")
+    tokenizers = {"tokenizer": WordTokenizer.from_corpus(["a b c"])}
+    huge = recipe.replace(model={**recipe.model, "hidden_dim": 10**7})
+    with pytest.raises(
+        ValueError,
+        match=r"Recipe 'char_lstm_timemachine': its weights would take .* from "
+        r"model.hidden_dim=10000000\), more than this machine's",
+    ):
+        huge.make_model(tokenizers)
+    unknown = recipe.replace(model={**recipe.model, "heads": 8})
+    with pytest.raises(
+        ValueError,
+        match="Recipe 'char_lstm_timemachine': its `model` cannot be built "
+        r"\(Unrecognized keyword arguments passed to RNNLM: {'heads': 8}\)",
+    ):
+        unknown.make_model(tokenizers)
+    assert recipe.make_model(tokenizers).hidden_dim == recipe.model["hidden_dim"]

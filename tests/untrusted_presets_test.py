@@ -10,7 +10,9 @@ exist.
 
 import copy
 import json
+import os
 import pickle
+import re
 import shutil
 
 import keras
@@ -237,3 +239,127 @@ def test_a_hostile_preset_is_refused_without_side_effects(genuine, tmp_path, nam
 def test_the_genuine_preset_still_loads(genuine):
     model = presets.load_preset(genuine)
     assert model.tokenizer.get_vocabulary()[-4:] == ["c", "a", "b", "d"]
+
+
+# --- links and special files -------------------------------------------------
+
+
+def _link_the_tokenizer_assets_from_outside(directory, outside):
+    # The manifest is written with the link in place, then the linked files
+    # change: `rglob` did not descend into the link, so they were never hashed.
+    shutil.move(directory / "assets" / "tokenizer", outside / "tokenizer")
+    (directory / "assets" / "tokenizer").symlink_to(outside / "tokenizer")
+    return "assets/tokenizer is a symbolic link"
+
+
+def _link_the_config(directory, outside):
+    shutil.move(directory / presets.CONFIG_FILE, outside / presets.CONFIG_FILE)
+    (directory / presets.CONFIG_FILE).symlink_to(outside / presets.CONFIG_FILE)
+    return "config.json is a symbolic link"
+
+
+def _fifo_as_the_card(directory, outside):
+    (directory / presets.CARD_FILE).unlink(missing_ok=True)
+    os.mkfifo(directory / presets.CARD_FILE)  # reading it would block
+    return "README.md is not a regular file"
+
+
+LINKED = {
+    "linked_directory": _link_the_tokenizer_assets_from_outside,
+    "linked_file": _link_the_config,
+    "fifo": _fifo_as_the_card,
+}
+
+
+@pytest.mark.parametrize("name", sorted(LINKED))
+def test_a_preset_holds_only_regular_files(genuine, tmp_path, name):
+    count_case("hostile preset")
+    directory, outside = tmp_path / "preset", tmp_path / "outside"
+    shutil.copytree(genuine, directory)
+    outside.mkdir()
+    message = LINKED[name](directory, outside)
+    with pytest.raises(ValueError, match=message):
+        presets.write_manifest(directory)
+    with pytest.raises(ValueError, match=message):
+        presets.load_preset(directory)
+    with pytest.raises(ValueError, match=message):
+        presets.verify(directory)
+
+
+def test_a_linked_directory_edited_after_its_manifest_is_refused(genuine, tmp_path):
+    count_case("hostile preset")
+    directory, outside = tmp_path / "preset", tmp_path / "outside"
+    shutil.copytree(genuine, directory)
+    outside.mkdir()
+    # The manifest of before the check: it lists no file of the linked folder.
+    _link_the_tokenizer_assets_from_outside(directory, outside)
+    manifest = presets.read_manifest(genuine / presets.MANIFEST_FILE)
+    (directory / presets.MANIFEST_FILE).write_text(
+        "".join(
+            f"{digest}  {name}\n"
+            for name, digest in manifest.items()
+            if not name.startswith("assets/")
+        )
+    )
+    vocabulary = outside / "tokenizer" / "vocabulary.json"
+    tokens = json.loads(vocabulary.read_text())
+    vocabulary.write_text(json.dumps(tokens[:-4] + tokens[-4:][::-1]))  # c a b d
+    with pytest.raises(ValueError, match="assets/tokenizer is a symbolic link"):
+        presets.load_preset(directory)
+
+
+def test_a_preset_directory_may_itself_be_a_link(genuine, tmp_path):
+    # As a zoo entry linked to where the preset was downloaded: only what is
+    # inside must be its own files.
+    (tmp_path / "linked").symlink_to(genuine)
+    assert presets.load_preset(tmp_path / "linked").tokenizer is not None
+
+
+# --- sizes -------------------------------------------------------------------
+
+
+def _resized(**sizes):
+    def edit(config, marker):
+        return {**config, "config": {**config["config"], **sizes}}
+
+    return edit
+
+
+# A config with a valid manifest whose weights would be petabytes: building
+# it aborted JAX (`Check failed: buffer_.IsConcrete()`) and got PyTorch's
+# process OOM-killed, before any error could be raised.
+TOO_LARGE = {
+    "hidden_dim": (
+        _resized(hidden_dim=10**7),
+        r"\(10000000, 40000000\) from hidden_dim=10000000",
+    ),
+    "vocabulary_size": (
+        _resized(vocabulary_size=10**12),
+        r"\(.*1000000000000.*\) from vocabulary_size=1000000000000",
+    ),
+}
+
+
+@pytest.mark.parametrize("name", sorted(TOO_LARGE))
+def test_a_config_whose_weights_would_not_fit_is_refused_before_allocating(
+    genuine, tmp_path, name
+):
+    count_case("hostile preset")
+    edit, message = TOO_LARGE[name]
+    directory = shutil.copytree(genuine, tmp_path / "preset")
+    _edit_json(presets.CONFIG_FILE, edit)(directory, None)
+    presets.write_manifest(directory)
+    # In this process: had anything been allocated, it would have died here.
+    with pytest.raises(ValueError) as refused:
+        presets.load_preset(directory)
+    assert re.search(
+        r"Refusing to load .*config.json: its weights would take [0-9.]+ [TP]B "
+        rf"\(the variable '.*' of shape {message}.*\), more than this "
+        r"machine's [0-9.]+ [GT]B of memory",
+        str(refused.value),
+    ), str(refused.value)
+    # Nothing of the throwaway model's deferred weights is left for Keras to
+    # initialise later, and the genuine preset still loads.
+    with keras.StatelessScope():
+        pass
+    assert presets.load_preset(genuine).weights

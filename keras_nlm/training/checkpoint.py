@@ -27,20 +27,26 @@ def _verify_folder(folder):
     """Raises `ValueError`, naming the file, unless the checkpoint `folder` is
     whole: its files match the sha256 that were written with them."""
     manifest = os.path.join(folder, presets.MANIFEST_FILE)
+    if os.path.islink(folder):
+        raise ValueError(
+            f"Checkpoint folder {folder} is a symbolic link: a run's "
+            "checkpoints are its own folders. Refusing to resume from it."
+        )
     if not os.path.isdir(folder):
         raise ValueError(f"Checkpoint folder {folder} is missing.")
-    if not os.path.exists(manifest):
-        # Checkpoints written before manifests existed: at least the files.
-        for name in (_WEIGHTS, _NON_TRAINABLE):
-            if not os.path.exists(os.path.join(folder, name)):
-                raise ValueError(
-                    f"Checkpoint file {os.path.join(folder, name)} is missing."
-                )
-        return
+    files = presets.regular_files(folder)  # refuses links, FIFOs, devices
+    if presets.MANIFEST_FILE not in files:
+        # Every checkpoint is saved with one: without it, nothing says the
+        # weights are the ones that were saved (a zeroed file would resume).
+        raise ValueError(
+            f"Checkpoint manifest {manifest} is missing, so the files beside it "
+            "cannot be verified. Refusing to resume from it: train from an "
+            "earlier checkpoint or from the start."
+        )
     expected = presets.read_manifest(manifest)
     for name in (_WEIGHTS, _NON_TRAINABLE):
         path = os.path.join(folder, name)
-        if not os.path.exists(path):
+        if name not in files:
             raise ValueError(f"Checkpoint file {path} is missing.")
         if sha256_of(path) != expected.get(name):
             raise ValueError(
@@ -102,12 +108,36 @@ class EpochCheckpoint(keras.callbacks.Callback):
         try:
             with open(path, encoding="utf-8") as file:
                 latest = json.load(file)
-            int(latest["epoch"]), str(latest["folder"]), list(latest["history"])
+            epoch, folder, history = (
+                latest["epoch"],
+                latest["folder"],
+                latest["history"],
+            )
         except (ValueError, KeyError, TypeError) as error:
             raise ValueError(
                 f"Checkpoint pointer {path} is unreadable ({error!r}); it is "
                 "written whole (write, then rename), so something else changed it."
             ) from None
+        # The folder is always the epoch's own, inside `directory`: any other
+        # (`../elsewhere`, another epoch's) would resume from weights this run
+        # did not save, or at the wrong epoch.
+        problem = None
+        if isinstance(epoch, bool) or not isinstance(epoch, int) or epoch < 1:
+            problem = f"'epoch' must be a positive integer; got {epoch!r}"
+        elif folder != _folder(epoch):
+            problem = (
+                f"'folder' must be {_folder(epoch)!r}, epoch {epoch}'s folder in "
+                f"{directory}; got {folder!r}"
+            )
+        elif not isinstance(history, list) or not all(
+            isinstance(logs, dict) for logs in history
+        ):
+            problem = "'history' must be a list of per-epoch logs (JSON objects)"
+        if problem:
+            raise ValueError(
+                f"Checkpoint pointer {path} is wrong: {problem}. Refusing to "
+                "resume from it."
+            )
         return latest
 
     @classmethod

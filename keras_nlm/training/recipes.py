@@ -11,7 +11,7 @@ import math
 
 import keras
 
-from keras_nlm import datasets, models, tokenizers
+from keras_nlm import datasets, models, presets, tokenizers
 from keras_nlm.datasets.corpora import CharacterCorpus
 from keras_nlm.validation import check_choice, check_positive_int, check_rate
 
@@ -92,6 +92,8 @@ class Recipe:
     seed: int = 1234
 
     def __post_init__(self):
+        _class_of(self.model, "model", models, models.base.Model)
+        _class_of(self.tokenizer, "tokenizer", tokenizers, tokenizers.Tokenizer)
         check_positive_int(self.epochs, "epochs")
         check_choice(self.optimizer, "optimizer", tuple(OPTIMIZERS))
         check_rate(self.model.get("dropout", 0.0), "dropout")
@@ -172,8 +174,9 @@ class Recipe:
 
     def make_tokenizers(self, data_dir=None):
         """`{role: Tokenizer}` built on the training split."""
+        cls = _class_of(self.tokenizer, "tokenizer", tokenizers, tokenizers.Tokenizer)
         settings = dict(self.tokenizer)
-        cls = getattr(tokenizers, settings.pop("class"))
+        settings.pop("class")
         min_frequency = settings.pop("min_frequency", 1)
         corpus = self.corpus()
         if self.languages:
@@ -191,15 +194,50 @@ class Recipe:
         return {"tokenizer": cls.from_corpus(texts, min_frequency, **settings)}
 
     def make_model(self, tokenizers):
+        """The model, refused (`ValueError` naming the recipe's field) when
+        its weights would not fit in this machine's memory."""
+        cls = _class_of(self.model, "model", models, models.base.Model)
         settings = dict(self.model)
-        cls = getattr(models, settings.pop("class"))
+        settings.pop("class")
         if self.languages:
-            return cls(
-                tokenizers["source_tokenizer"].vocabulary_size(),
-                tokenizers["target_tokenizer"].vocabulary_size(),
-                **settings,
-            )
-        return cls(tokenizers["tokenizer"].vocabulary_size(), **settings)
+            sizes = {
+                "source_vocabulary_size": tokenizers["source_tokenizer"],
+                "target_vocabulary_size": tokenizers["target_tokenizer"],
+            }
+        else:
+            sizes = {"vocabulary_size": tokenizers["tokenizer"]}
+        sizes = {name: t.vocabulary_size() for name, t in sizes.items()}
+
+        def make():
+            try:
+                return cls(*sizes.values(), **settings)
+            except (TypeError, ValueError) as error:
+                raise ValueError(
+                    f"Recipe {self.name!r}: its `model` cannot be built ({error})."
+                ) from None
+
+        fields = {**sizes, **{f"model.{k}": v for k, v in settings.items()}}
+        presets.check_weights_fit(make, fields, f"Recipe {self.name!r}")
+        return make()
+
+
+def _class_of(settings, field, module, base):
+    """The class a recipe's `model` or `tokenizer` field names (`"class"`),
+    or `ValueError` naming the field and listing the known classes."""
+    classes = {
+        name: cls
+        for name in module.__all__
+        if isinstance(cls := getattr(module, name), type)
+        and issubclass(cls, base)
+        and cls is not base
+    }
+    name = settings.get("class") if isinstance(settings, dict) else None
+    if isinstance(name, str) and name in classes:
+        return classes[name]
+    raise ValueError(
+        f"A recipe's `{field}` must be a dict whose 'class' is one of "
+        f"{', '.join(classes)}; got {settings!r:.200}."
+    )
 
 
 def _zaremba(
