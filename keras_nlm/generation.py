@@ -20,6 +20,7 @@ import numpy as np
 from keras import ops
 
 from keras_nlm.validation import (
+    check_buffer_fits,
     check_choice,
     check_positive_int,
     check_token_ids,
@@ -68,8 +69,9 @@ def _pad(sequences, argument):
     return ids, given
 
 
-def _prompt_buffer(prompts, max_length):
+def _prompt_buffer(prompts, max_length, sampler):
     ids, given = _pad(prompts, "prompts")
+    check_buffer_fits(_rows(ids, sampler), max_length, "max_length")
     longest = ids.shape[1]
     if longest >= max_length:
         raise ValueError(
@@ -78,6 +80,12 @@ def _prompt_buffer(prompts, max_length):
         )
     room = ((0, 0), (0, max_length - longest))
     return np.pad(ids, room), np.pad(given, room), int(given.sum(axis=1).min())
+
+
+def _rows(ids, sampler):
+    """The sequences a sampler works on at once: beam search holds each
+    prompt's beams."""
+    return len(ids) * getattr(sampler, "num_beams", 1)
 
 
 def _get_sampler(sampler, vocabulary_size):
@@ -255,7 +263,7 @@ def generate(
 
     max_length = check_positive_int(max_length, "max_length")
     sampler = _get_sampler(sampler, model.vocabulary_size)
-    buffer, mask, index = _prompt_buffer(prompts, max_length)
+    buffer, mask, index = _prompt_buffer(prompts, max_length, sampler)
     check_token_ids(buffer, model.vocabulary_size, "prompts")
     buffer = buffer.astype("int32")
     if stop_token_ids is not None:
@@ -375,6 +383,7 @@ def translate(model, sources, max_length, start_id, end_id, sampler="greedy"):
     max_length = check_positive_int(max_length, "max_length")
     sampler = _get_sampler(sampler, model.target_vocabulary_size)
     source, _ = _pad(sources, "sources")
+    check_buffer_fits(_rows(source, sampler), max_length + 1, "max_length")
     check_token_ids(
         source, model.source_vocabulary_size, "source", "source_vocabulary_size"
     )

@@ -46,6 +46,7 @@ from keras.src.utils.dtype_utils import dtype_size
 # Registers the classes a preset's config may name.
 from keras_nlm import models, tokenizers  # noqa: F401
 from keras_nlm.datasets.registry import sha256_of
+from keras_nlm.validation import format_bytes, physical_memory
 
 ZOO = pathlib.Path(__file__).resolve().parent.parent / "zoo"
 CONFIG_FILE = "config.json"
@@ -381,7 +382,7 @@ def check_weights_fit(make, arguments, where):
         for path, shape, dtype in weights
     ]
     total = sum(size for size, _, _ in sizes)
-    memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    memory = physical_memory()
     if total <= memory:
         return weights
     _, path, shape = max(sizes)
@@ -391,9 +392,9 @@ def check_weights_fit(make, arguments, where):
         if isinstance(value, int) and not isinstance(value, bool) and value in shape
     )
     raise ValueError(
-        f"{where}: its weights would take {_bytes(total)} (the variable {path!r} "
+        f"{where}: its weights would take {format_bytes(total)} (the variable {path!r} "
         f"of shape {shape}{f' from {fields}' if fields else ''}), more than this "
-        f"machine's {_bytes(memory)} of memory."
+        f"machine's {format_bytes(memory)} of memory."
     )
 
 
@@ -433,13 +434,6 @@ def _weight_shapes(make):
 
 def _itemsize(dtype):
     return dtype_size(dtype) // 8  # bits
-
-
-def _bytes(count):
-    """`count` bytes for people: "3.2 PB"."""
-    units = ("B", "KB", "MB", "GB", "TB", "PB")
-    power = min(int(math.log10(max(count, 1)) // 3), len(units) - 1)
-    return f"{count / 1000**power:.1f} {units[power]}"
 
 
 def _vocabulary_mismatch(model, role, tokenizer):

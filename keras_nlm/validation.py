@@ -11,7 +11,9 @@ several devices and `model.export` can run them.
 import contextlib
 import functools
 import itertools
+import math
 import numbers
+import os
 import re
 import threading
 
@@ -38,6 +40,33 @@ def check_positive_int(value, argument):
     if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
         raise ValueError(f"`{argument}` must be a positive integer, got {value!r}.")
     return int(value)
+
+
+def physical_memory():
+    """This machine's memory in bytes: allocating beyond it gets the process
+    killed (JAX aborts, the kernel OOM-kills PyTorch) rather than an error."""
+    return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+
+
+def format_bytes(count):
+    """`count` bytes for people: "3.2 PB"."""
+    units = ("B", "KB", "MB", "GB", "TB", "PB")
+    power = min(int(math.log10(max(count, 1)) // 3), len(units) - 1)
+    return f"{count / 1000**power:.1f} {units[power]}"
+
+
+def check_buffer_fits(rows, length, argument, copies=4):
+    """Raises unless `copies` int64 buffers of `(rows, length)` ids (what
+    generation and padding hold at once) fit in memory, naming the length's
+    `argument`; returns `length`."""
+    size = copies * rows * length * 8
+    if size > physical_memory():
+        raise ValueError(
+            f"`{argument}`={length} needs {format_bytes(size)} of token-id buffers "
+            f"for {rows} row(s), more than this machine's "
+            f"{format_bytes(physical_memory())} of memory."
+        )
+    return length
 
 
 def _dtype_name(dtype):

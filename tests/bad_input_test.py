@@ -1043,6 +1043,19 @@ def test_samplers_are_checked_against_the_vocabulary(vocabulary_size, sampler, m
         (lambda: WordTokenizer.from_corpus([b"abc"]), "`texts` must be text"),
         (lambda: WordTokenizer(padding_token=5), "`padding_token` must be a non-empty"),
         (lambda: CharacterTokenizer(unknown_token=""), "`unknown_token` must be"),
+        # Buffers beyond memory got the process killed, or a MemoryError.
+        (
+            lambda: MODELS["rnn_lm"].generate([[1]], max_length=10**12),
+            "`max_length`=1000000000000 needs .* more than this machine's",
+        ),
+        (
+            lambda: MODELS["seq2seq"].translate([[1]], 10**12, start_id=1, end_id=2),
+            "`max_length`=1000000000001 needs",
+        ),
+        (
+            lambda: WORDS.tokenize(["the"], sequence_length=10**13),
+            "`sequence_length`=10000000000000 needs",
+        ),
         (
             lambda: MODELS["rnn_lm"](_ragged([[1, 2], [3]])),
             "`inputs` must be a dense .* tf.RaggedTensor",
@@ -1060,6 +1073,9 @@ def test_samplers_are_checked_against_the_vocabulary(vocabulary_size, sampler, m
         "bytes_text",
         "int_padding_token",
         "empty_unknown_token",
+        "generate_beyond_memory",
+        "translate_beyond_memory",
+        "padding_beyond_memory",
         "ragged_call",
         "ragged_predict",
     ],

@@ -5,7 +5,11 @@ import os
 
 import numpy as np
 
-from keras_nlm.validation import check_positive_int, is_integer_dtype
+from keras_nlm.validation import (
+    check_buffer_fits,
+    check_positive_int,
+    is_integer_dtype,
+)
 
 VOCABULARY_FILE = "vocabulary.json"
 # Special tokens come first, in this order, so that padding is id 0 (the id
@@ -238,6 +242,7 @@ class Tokenizer:
                 "`sequence_length` pads, so the tokenizer needs a `padding_token`."
             )
         sequence_length = check_positive_int(sequence_length, "sequence_length")
+        check_buffer_fits(len(rows), sequence_length, "sequence_length", copies=1)
         batch = np.full((len(rows), sequence_length), self.padding_id, dtype="int32")
         for i, row in enumerate(rows):
             row = row[:sequence_length]
