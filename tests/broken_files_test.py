@@ -9,8 +9,11 @@ loader itself must notice), half-written or damaged training checkpoints,
 and recipe files naming what keras-nlm cannot build.
 """
 
+import contextlib
 import json
+import os
 import shutil
+import signal
 
 import numpy as np
 import pytest
@@ -354,6 +357,11 @@ CHECKPOINT_DAMAGE = {
         _linked_from_outside("non_trainable.npz"),
         "epoch-0002/non_trainable.npz is a symbolic link",
     ),
+    # Opening it would wait for a writer forever.
+    "pointer_a_fifo": (
+        lambda d, m: ((d / "latest.json").unlink(), os.mkfifo(d / "latest.json")),
+        "latest.json is unreadable .*not a regular file",
+    ),
     "folder_linked_from_outside": (
         _linked_from_outside(""),
         "Checkpoint folder .*epoch-0002/? is a symbolic link",
@@ -368,9 +376,25 @@ def test_a_broken_checkpoint_is_refused_naming_the_file(checkpoint, tmp_path, na
     directory, marker = tmp_path / "checkpoint", tmp_path / "marker"
     shutil.copytree(checkpoint[0], directory)
     damage(directory, marker)
-    with pytest.raises(ValueError, match=message):
+    with _fails_after(60), pytest.raises(ValueError, match=message):
         EpochCheckpoint.verify(directory) and _resume(directory)
     assert not marker.exists()  # nothing was unpickled
+
+
+@contextlib.contextmanager
+def _fails_after(seconds):
+    """A read that blocks (a FIFO) fails the test instead of hanging CI."""
+
+    def fail(*_):
+        raise TimeoutError(f"blocked for {seconds} s")
+
+    previous = signal.signal(signal.SIGALRM, fail)
+    signal.alarm(seconds)
+    try:
+        yield
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, previous)
 
 
 def test_a_save_killed_half_way_leaves_the_previous_checkpoint_in_use(

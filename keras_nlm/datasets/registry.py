@@ -44,7 +44,7 @@ class CorpusFile:
     size: int = None
 
 
-def _open_regular(path):
+def open_regular(path):
     """`path` opened for reading in binary, refusing (`ValueError`, naming it)
     anything but a regular file once links are followed: reading a FIFO or a
     device such as `/dev/zero` would block or never end."""
@@ -76,14 +76,14 @@ def _digest(file):
 
 def sha256_of(path):
     """The sha256 of the regular file at `path` (else `ValueError`)."""
-    with _open_regular(path) as file:
+    with open_regular(path) as file:
         return _digest(file)
 
 
 def verify(path, expected_sha256, expected_size=None):
     """Raises `ValueError` unless the file at `path` is a regular file of
     `expected_size` bytes (when given) with `expected_sha256`."""
-    with _open_regular(path) as file:
+    with open_regular(path) as file:
         size = os.fstat(file.fileno()).st_size
         if expected_size is not None and size != expected_size:
             # Refused before reading: a wrong size is enough, and a huge file

@@ -8,7 +8,7 @@ import keras
 import numpy as np
 
 from keras_nlm import presets
-from keras_nlm.datasets.registry import sha256_of
+from keras_nlm.datasets.registry import open_regular, sha256_of
 
 _POINTER = "latest.json"
 _WEIGHTS = "model.weights.h5"
@@ -106,7 +106,8 @@ class EpochCheckpoint(keras.callbacks.Callback):
         if not os.path.exists(path):
             return None
         try:
-            with open(path, encoding="utf-8") as file:
+            # A FIFO or a device there would block or never end.
+            with open_regular(path) as file:
                 latest = json.load(file)
             epoch, folder, history = (
                 latest["epoch"],
