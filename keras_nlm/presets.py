@@ -77,11 +77,13 @@ def resolve(name_or_directory):
     )
 
 
-def save_preset(model, directory, tokenizers, metadata=None):
+def save_preset(model, directory, tokenizers, metadata=None, keep=()):
     """Writes `model` and its `tokenizers` (`{role: Tokenizer}`) to `directory`.
 
     `metadata` (a JSON-able dict, e.g. the training recipe and the measured
-    metrics) is stored in `metadata.json` beside the versions.
+    metrics) is stored in `metadata.json` beside the versions. `directory`
+    must be new, empty or a preset of the same roles, whose files are
+    replaced; it may also hold the names in `keep` (a training run's own).
     """
     import keras_nlm
 
@@ -90,6 +92,7 @@ def save_preset(model, directory, tokenizers, metadata=None):
         if problem:
             raise ValueError(f"Cannot save this preset: {problem}")
     directory = pathlib.Path(directory)
+    _refuse_foreign_files(directory, tokenizers, keep)
     (directory / "assets").mkdir(parents=True, exist_ok=True)
     config = keras.saving.serialize_keras_object(model)
     config.pop("compile_config", None)  # a preset is for use; training recompiles
@@ -120,6 +123,35 @@ def save_preset(model, directory, tokenizers, metadata=None):
         },
     )
     write_manifest(directory)
+
+
+def _refuse_foreign_files(directory, roles, keep):
+    """Refuses to save into a folder holding other files than a preset's:
+    its manifest would list them, and a model card would describe another
+    model than the one saved beside it."""
+    if not directory.exists():
+        return
+    if not directory.is_dir():
+        raise ValueError(f"Cannot save a preset to {directory}: it is not a folder.")
+    own = {CONFIG_FILE, METADATA_FILE, WEIGHTS_FILE, MANIFEST_FILE, "assets", *keep}
+    own.add(f"partial.{WEIGHTS_FILE}")
+    own |= {f"{role}.json" for role in roles}
+    foreign = [
+        name
+        for name in sorted(os.listdir(directory))
+        if name not in own and not name.endswith(".partial")
+    ]
+    assets = directory / "assets"
+    if assets.is_dir():
+        foreign += [f"assets/{n}" for n in sorted(os.listdir(assets)) if n not in roles]
+    if foreign:
+        raise ValueError(
+            f"Cannot save a preset to {directory}: it holds "
+            f"{', '.join(foreign[:5])}{', ...' if len(foreign) > 5 else ''}, which "
+            f"is not this preset's (a {CARD_FILE} would describe another model, "
+            f"other files would be listed in its {MANIFEST_FILE}). Save to a new "
+            "or empty folder, or over a preset of the same kind."
+        )
 
 
 def regular_files(directory):

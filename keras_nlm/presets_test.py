@@ -119,3 +119,28 @@ def test_a_tokenizer_must_have_the_models_vocabulary(preset, tmp_path):
 def test_unknown_names_list_the_zoo():
     with pytest.raises(ValueError, match="neither a preset directory .* zoo presets:"):
         presets.load_preset("lstm_ptb_huge")
+
+
+def test_saving_replaces_a_preset_but_never_writes_among_other_files(preset, tmp_path):
+    directory, model = preset
+    model.save_to_preset(directory)  # an earlier preset of the same kind
+    presets.load_preset(directory)
+    # A model card would describe the model it was written for; other files
+    # would be listed in the new manifest as if they were the preset's.
+    (directory / "README.md").write_text("# the model saved before\n")
+    notes = tmp_path / "notes"
+    notes.mkdir()
+    (notes / "todo.txt").write_text("mine\n")
+    (tmp_path / "a_file").write_text("mine\n")
+    for target, message in [
+        (directory, "holds README.md, which is not this preset's"),
+        (notes, "holds todo.txt, which is not this preset's"),
+        (tmp_path / "a_file", "it is not a folder"),
+    ]:
+        count_case("bad input")
+        before = sorted(p.read_bytes() for p in target.rglob("*") if p.is_file())
+        with pytest.raises(ValueError, match=f"Cannot save a preset to .*{message}"):
+            model.save_to_preset(target)
+        after = sorted(p.read_bytes() for p in target.rglob("*") if p.is_file())
+        assert before == after
+    assert (tmp_path / "a_file").read_text() == "mine\n"

@@ -241,5 +241,7 @@ def train(recipe, output, resume=False, data_dir=None, verbose="auto"):
         **({"best_epoch": best_epoch} if best_epoch else {}),
         "training_seconds_this_session": round(time.perf_counter() - started, 1),
     }
-    model.save_to_preset(output, metadata)
+    presets.save_preset(
+        model, output, tokenizers, metadata, keep=(RECIPE_FILE, CHECKPOINTS)
+    )
     return model, metadata
