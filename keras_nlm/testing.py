@@ -7,6 +7,7 @@ round-trips through saving in seconds on each backend.
 import collections
 import contextlib
 import io
+import signal
 import subprocess
 
 import numpy as np
@@ -21,6 +22,23 @@ RELIABILITY_CASES = collections.Counter()
 
 def count_case(kind, n=1):
     RELIABILITY_CASES[kind] += n
+
+
+@contextlib.contextmanager
+def deadline(seconds):
+    """Fails, instead of hanging, a call that takes longer than `seconds`
+    (SIGALRM interrupts a blocking open or read, such as a FIFO's)."""
+
+    def fail(*_):
+        raise TimeoutError(f"still running after {seconds} s")
+
+    previous = signal.signal(signal.SIGALRM, fail)
+    signal.alarm(seconds)
+    try:
+        yield
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, previous)
 
 
 def run_cli(*args):

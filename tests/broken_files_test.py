@@ -9,18 +9,16 @@ loader itself must notice), half-written or damaged training checkpoints,
 and recipe files naming what keras-nlm cannot build.
 """
 
-import contextlib
 import json
 import os
 import shutil
-import signal
 
 import numpy as np
 import pytest
 
 from keras_nlm import presets, training
 from keras_nlm.models import RNNLM
-from keras_nlm.testing import count_case
+from keras_nlm.testing import count_case, deadline
 from keras_nlm.tokenizers import WordTokenizer
 from keras_nlm.training.checkpoint import EpochCheckpoint
 
@@ -376,25 +374,9 @@ def test_a_broken_checkpoint_is_refused_naming_the_file(checkpoint, tmp_path, na
     directory, marker = tmp_path / "checkpoint", tmp_path / "marker"
     shutil.copytree(checkpoint[0], directory)
     damage(directory, marker)
-    with _fails_after(60), pytest.raises(ValueError, match=message):
+    with deadline(60), pytest.raises(ValueError, match=message):
         EpochCheckpoint.verify(directory) and _resume(directory)
     assert not marker.exists()  # nothing was unpickled
-
-
-@contextlib.contextmanager
-def _fails_after(seconds):
-    """A read that blocks (a FIFO) fails the test instead of hanging CI."""
-
-    def fail(*_):
-        raise TimeoutError(f"blocked for {seconds} s")
-
-    previous = signal.signal(signal.SIGALRM, fail)
-    signal.alarm(seconds)
-    try:
-        yield
-    finally:
-        signal.alarm(0)
-        signal.signal(signal.SIGALRM, previous)
 
 
 def test_a_save_killed_half_way_leaves_the_previous_checkpoint_in_use(

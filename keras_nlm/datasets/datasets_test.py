@@ -1,17 +1,15 @@
-import contextlib
 import dataclasses
 import gzip
 import os
 import pathlib
 import re
 import shutil
-import signal
 import zipfile
 
 import pytest
 
 from keras_nlm import datasets
-from keras_nlm.testing import count_case, run_cli
+from keras_nlm.testing import count_case, deadline, run_cli
 
 MIRROR = pathlib.Path(os.environ["KERAS_NLM_DATA"])
 
@@ -160,23 +158,6 @@ def test_offline_without_mirror_or_cache(no_mirror):
         datasets.fetch(file)
 
 
-@contextlib.contextmanager
-def _deadline(seconds):
-    """Fails, instead of hanging, a call that takes longer than `seconds`
-    (SIGALRM interrupts a blocking open or read)."""
-
-    def fail(*_):
-        raise TimeoutError(f"still running after {seconds} s")
-
-    previous = signal.signal(signal.SIGALRM, fail)
-    signal.alarm(seconds)
-    try:
-        yield
-    finally:
-        signal.alarm(0)
-        signal.signal(signal.SIGALRM, previous)
-
-
 @pytest.mark.parametrize("kind", ["fifo", "link to /dev/zero", "directory"])
 def test_a_mirror_file_that_is_not_a_regular_file_is_refused_at_once(tmp_path, kind):
     count_case("broken file")
@@ -188,7 +169,7 @@ def test_a_mirror_file_that_is_not_a_regular_file_is_refused_at_once(tmp_path, k
         path.mkdir()
     else:
         path.symlink_to("/dev/zero")  # reading it would never end
-    with _deadline(30):
+    with deadline(30):
         result = run_cli("data", "timemachine", "--data-dir", str(tmp_path))
     assert result.returncode == 2 and result.stdout == ""
     assert result.stderr.count("\n") == 1, result.stderr
@@ -203,7 +184,7 @@ def test_a_file_of_the_wrong_size_is_refused_before_it_is_read(mirror_copy):
             assert file.size == (MIRROR / file.path).stat().st_size, file.path
     path = mirror_copy / "timemachine" / "timemachine.txt"
     os.truncate(path, 1 << 40)  # a sparse terabyte: hashing it takes hours
-    with _deadline(30), pytest.raises(ValueError, match=r"1,099,511,627,776 bytes"):
+    with deadline(30), pytest.raises(ValueError, match=r"1,099,511,627,776 bytes"):
         datasets.get("timemachine").text("train", data_dir=mirror_copy)
 
 
