@@ -2,7 +2,9 @@ import keras
 import numpy as np
 import pytest
 
-from keras_nlm.layers import RecurrentStack
+from keras import ops
+
+from keras_nlm.layers import RecurrentStack, cells
 from keras_nlm.layers.recurrent import GRU, LSTM, _fusable
 
 
@@ -89,9 +91,11 @@ def test_serializes():
     )
 
 
-def _outputs_and_gradients(layer, x, states, mask=None):
+def _outputs_and_gradients(layer, x, states, mask=None, kept=None):
     """The layer's outputs and final states, and the gradients of a fixed
-    random weighting of them with respect to its weights, inputs and states."""
+    random weighting of them with respect to its weights, inputs and states;
+    outputs where `kept` (batch, time) is False (padding) weigh nothing and
+    come back as 0: what a layer outputs there is its own convention."""
     backend = keras.backend.backend()
     rng = np.random.default_rng(1)
     weightings = None
@@ -100,6 +104,8 @@ def _outputs_and_gradients(layer, x, states, mask=None):
         nonlocal weightings
         if weightings is None:
             weightings = [rng.normal(size=o.shape).astype("float32") for o in outputs]
+            if kept is not None:
+                weightings[0] *= kept[..., None]
         return sum(
             keras.ops.sum(keras.ops.multiply(o, w)) for o, w in zip(outputs, weightings)
         )
@@ -141,15 +147,53 @@ def _outputs_and_gradients(layer, x, states, mask=None):
             loss_of(outputs),
             [v.value for v in layer.trainable_variables] + [x, *states],
         )
-    return [keras.ops.convert_to_numpy(t) for t in [*outputs, *grads]]
+    outputs = [keras.ops.convert_to_numpy(t) for t in outputs]
+    if kept is not None:
+        outputs[0] = outputs[0] * kept[..., None]
+    return [*outputs, *(keras.ops.convert_to_numpy(g) for g in grads)]
+
+
+class _Slides(keras.layers.Layer):
+    """The slides' equations (`cells.lstm_step` / `gru_step`) looped over
+    time as Keras's recurrent layers are called: a masked step keeps the
+    state (and repeats the last output), `go_backwards` reads the sequence
+    from its end and returns the outputs in that order."""
+
+    def __init__(self, layer):
+        super().__init__()
+        self.layer = layer  # whose weights the equations read
+        self.supports_masking = True
+        self.built = True  # no weights of its own
+
+    def call(self, x, initial_state, mask=None):
+        W, R, b = (w.value for w in self.layer.cell.weights)
+        lstm = len(initial_state) == 2
+        states, outputs = list(initial_state), []
+        output = ops.zeros_like(states[0])
+        steps = range(x.shape[1])
+        for t in reversed(steps) if self.layer.go_backwards else steps:
+            if lstm:
+                new = list(cells.lstm_step(x[:, t], *states, W, R, b))
+            else:
+                new = [cells.gru_step(x[:, t], states[0], W, R, b)]
+            if mask is not None:
+                keep = ops.expand_dims(ops.convert_to_tensor(mask[:, t]), -1)
+                new = [ops.where(keep, n, s) for n, s in zip(new, states)]
+                output = ops.where(keep, new[0], output)
+            else:
+                output = new[0]
+            states = new
+            outputs.append(output)
+        return [ops.stack(outputs, axis=1), *states]
 
 
 @pytest.mark.parametrize("cell", ["lstm", "gru"])
 @pytest.mark.parametrize("go_backwards", [False, True])
 @pytest.mark.parametrize("masked", [None, "all_true", "padded"])
-def test_fused_kernels_equal_keras_loop_of_cells(cell, go_backwards, masked):
-    """Our LSTM / GRU (PyTorch's fused kernels on the torch backend) give the
-    outputs, final states and gradients of Keras's loop of cells."""
+def test_recurrent_layers_compute_the_slides_equations(cell, go_backwards, masked):
+    """Our LSTM / GRU (PyTorch's fused kernels on the torch backend, Keras's
+    loop of cells elsewhere) give the outputs, final states and gradients of
+    the slides' equations, `keras_nlm.layers.cells`."""
     x = np.random.default_rng(0).normal(size=(3, 6, 4)).astype("float32")
     states = [np.random.default_rng(2).normal(size=(3, 5)).astype("float32")] * (
         2 if cell == "lstm" else 1
@@ -157,27 +201,23 @@ def test_fused_kernels_equal_keras_loop_of_cells(cell, go_backwards, masked):
     mask = None if masked is None else np.ones((3, 6), bool)
     if masked == "padded":
         mask[0, 4:] = False
-    kwargs = {
-        "return_sequences": True,
-        "return_state": True,
-        "go_backwards": go_backwards,
-    }
-    ours = {"lstm": LSTM, "gru": GRU}[cell](5, **kwargs)
-    stock = {"lstm": keras.layers.LSTM, "gru": keras.layers.GRU}[cell](
-        5, use_cudnn=False, **kwargs
+    ours = {"lstm": LSTM, "gru": GRU}[cell](
+        5, return_sequences=True, return_state=True, go_backwards=go_backwards
     )
-    for layer in (ours, stock):
-        layer.build(x.shape)
+    ours.build(x.shape)
     # Non-zero biases, so that misplaced biases show.
-    stock.set_weights(
+    ours.set_weights(
         [
             w + 0.1 * np.arange(w.size).reshape(w.shape) / w.size
-            for w in stock.get_weights()
+            for w in ours.get_weights()
         ]
     )
-    ours.set_weights(stock.get_weights())
     fused = keras.backend.backend() == "torch" and masked != "padded"
     assert _fusable(ours, mask) == fused
-    expected = _outputs_and_gradients(stock, x, states, mask)
-    for got, want in zip(_outputs_and_gradients(ours, x, states, mask), expected):
+    # The outputs come in the order read: backwards, the padding comes first.
+    kept = None if mask is None else mask[:, ::-1] if go_backwards else mask
+    expected = _outputs_and_gradients(_Slides(ours), x, states, mask, kept)
+    got = _outputs_and_gradients(ours, x, states, mask, kept)
+    assert len(got) == len(expected)
+    for got, want in zip(got, expected):
         np.testing.assert_allclose(got, want, atol=1e-5)
