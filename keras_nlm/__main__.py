@@ -16,26 +16,26 @@ from keras_nlm.training.publish import PROMPTS, headline
 
 TOUR = [
     (
-        "FixedWindowLM (Bengio 2003): A = E(X), B = tanh(WA), Z = softmax(UB)",
+        "Bengio 2003, tanh",
         lambda: models.FixedWindowLM(
             10_000, window_size=4, embedding_dim=60, hidden_dim=100
         ),
         lambda rng: rng.integers(0, 10_000, (2, 4)),
     ),
     (
-        "RNNLM, LSTM 2x200 (Zaremba small): h_t = LSTM(E(x_t), h_t-1), z_t = U h_t",
+        "LSTM 2x200, Zaremba small",
         lambda: models.RNNLM(
             10_000, cell="lstm", num_layers=2, hidden_dim=200, embedding_dim=200
         ),
         lambda rng: rng.integers(0, 10_000, (2, 20)),
     ),
     (
-        "RNNTagger, bidirectional GRU: y_t = softmax(U [h->_t; h<-_t])",
+        "bidirectional GRU",
         lambda: models.RNNTagger(10_000, 18, cell="gru", bidirectional=True),
         lambda rng: rng.integers(1, 10_000, (2, 12)),
     ),
     (
-        "Seq2Seq, GRU with Bahdanau attention: encoder -> state -> decoder",
+        "GRU with Bahdanau attention",
         lambda: models.Seq2Seq(8_000, 6_000, cell="gru", attention="bahdanau"),
         lambda rng: {
             "source": rng.integers(1, 8_000, (2, 9)),
@@ -75,8 +75,8 @@ def main():
         model = build()
         outputs = model(inputs(rng))
         print(
-            f"- {title}\n    {model.count_params():,} parameters, "
-            f"logits {tuple(outputs.shape)}"
+            f"- {type(model).__name__} ({title}): {', '.join(model.EQUATION)}\n"
+            f"    {model.count_params():,} parameters, logits {tuple(outputs.shape)}"
         )
 
 

@@ -1,6 +1,7 @@
 """What every model promises, checked for every variant on the current backend."""
 
 import inspect
+import pathlib
 
 import keras
 import numpy as np
@@ -102,3 +103,25 @@ def test_out_of_range_ids_raise_the_same_error_everywhere(example):
         model.evaluate(bad, y, verbose=0)
     # The failed steps left the weights untouched.
     np.testing.assert_allclose(model.predict(x, verbose=0), before, atol=1e-6)
+
+
+FAMILIES = sorted(
+    {type(model) for model, _, _ in EXAMPLES.values()} - {models.CarriedState},
+    key=lambda cls: cls.__name__,
+)
+README = (pathlib.Path(__file__).parents[1] / "README.md").read_text("utf-8")
+
+
+def _words(text):
+    return " ".join(text.split())
+
+
+@pytest.mark.parametrize("cls", FAMILIES, ids=lambda cls: cls.__name__)
+def test_one_equation_is_what_the_docstring_and_the_readme_say(cls):
+    """`EQUATION` is the one source of what a model computes: the model
+    cards and the tour print it, the docstring and the README say it."""
+    assert cls.EQUATION and cls.PAPERS, cls.__name__
+    docstrings = _words(" ".join(c.__doc__ or "" for c in cls.__mro__))
+    for part in cls.EQUATION:
+        assert _words(part) in docstrings, (cls.__name__, part)
+        assert f"`{_words(part)}`" in _words(README), (cls.__name__, part)

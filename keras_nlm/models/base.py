@@ -96,6 +96,11 @@ class Model(keras.Model):
       is refused by `__call__`, `fit`, `evaluate` and `predict` alike.
     """
 
+    # What the model computes, in the course's notation: each part appears
+    # in the class's docstring (a test checks), and model cards and the tour
+    # print it; `PAPERS` cites where it comes from.
+    EQUATION = ()
+    PAPERS = ""
     # Label id that the default loss ignores (padding), or None.
     ignored_label = None
     # The attributes a preset's tokenizers are attached as.

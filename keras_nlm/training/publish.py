@@ -20,6 +20,8 @@ import statistics
 import subprocess
 import sys
 
+import keras
+
 from keras_nlm import datasets, presets
 from keras_nlm.evaluation import BLEU_MAX_LENGTH
 
@@ -38,21 +40,6 @@ TARGETS = {
     "seq2seq_multi30k_de_en": ("test", "bleu", ">=", 28.3),
 }
 
-# What the model computes, in the course's notation.
-EQUATIONS = {
-    "FixedWindowLM": "A = E(X), B = f(WA), Z = softmax(UB), with E: v×d, "
-    "W: (window·d)×h, U: h×v (Bengio et al. 2003)",
-    "RNNLM": "h_t = cell(E x_t, h_{t-1}) for each layer, z_t = softmax(U h_t) "
-    "(Mikolov et al. 2010; LSTM/GRU cells: Hochreiter & Schmidhuber 1997, "
-    "Cho et al. 2014)",
-    # Attention as Luong et al. (2015) place it: the context is read after
-    # the decoder's step, not fed into it (see EncoderDecoderAttention).
-    "Seq2Seq": "encoder: s_1..s_n = RNN(E_src x_1..x_n), its final state "
-    "starts the decoder; decoder: h_t = RNN(E_tgt y_{t-1}, h_{t-1}); with "
-    "attention c_t = Σ_i α_ti s_i, α_t = softmax_i(score(h_t, s_i)), "
-    "h̃_t = tanh(W_c [c_t; h_t]) and z_t = softmax(U h̃_t) (without it, "
-    "z_t = softmax(U h_t)), from <start> until <end>",
-}
 PROMPTS = {
     "ptb": ["the company said", "in the first quarter"],
     "wikitext2": ["the game was", "in the early"],
@@ -312,6 +299,12 @@ def _training_time(metadata):
     return text + "."
 
 
+def equation(model_class):
+    """What the model class named `model_class` computes, and its papers."""
+    cls = keras.saving.get_registered_object(f"keras_nlm>{model_class}")
+    return f"{', '.join(cls.EQUATION)} ({cls.PAPERS})"
+
+
 def model_card(name, metadata):
     recipe = metadata["recipe"]
     corpus = datasets.get(recipe["dataset"])
@@ -333,7 +326,7 @@ def model_card(name, metadata):
         "",
         "## The model",
         "",
-        f"`{recipe['model']['class']}`: {EQUATIONS[recipe['model']['class']]}.",
+        f"`{recipe['model']['class']}`: {equation(recipe['model']['class'])}.",
         "",
         "Weights stored as float16 (half the size; loaded as float32), the "
         "numbers below measured on them.",

@@ -36,6 +36,9 @@ class FixedWindowLM(LanguageModel):
     >>> model.fit(windows, next_words)  # (batch, 4) ids -> (batch,) ids
     """
 
+    EQUATION = ("A = E(X)", "B = f(W A)", "Z = softmax(U B)")
+    PAPERS = "Bengio et al. 2003"
+
     def __init__(
         self,
         vocabulary_size,

@@ -34,6 +34,8 @@ class RNNClassifier(Model):
     >>> model.fit(padded_ids, labels)   # (batch, time) -> (batch,)
     """
 
+    EQUATION = ("aₜ = E(xₜ)", "hₜ = RNN(aₜ, hₜ₋₁)", "y = softmax(U h_T)")
+    PAPERS = "Elman 1990; bidirectional: Schuster & Paliwal 1997"
     # Whether the head reads every time step (tagger) or only the last one.
     per_token = False
     # Labels are class ids in [0, num_classes).
@@ -126,6 +128,8 @@ class RNNTagger(RNNClassifier):
     >>> model.compile()
     >>> model.fit(padded_ids, padded_tags)   # (batch, time) -> (batch, time)
     """
+
+    EQUATION = ("aₜ = E(xₜ)", "hₜ = RNN(aₜ, hₜ₋₁)", "yₜ = softmax(U hₜ)")
 
     per_token = True
     ignored_label = 0

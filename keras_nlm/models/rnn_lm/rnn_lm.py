@@ -45,6 +45,12 @@ class RNNLM(LanguageModel):
     >>> logits, states = model(next_ids, initial_state=states, return_state=True)
     """
 
+    EQUATION = ("aₜ = E(xₜ)", "hₜ = RNN(aₜ, hₜ₋₁)", "zₜ = softmax(U hₜ)")
+    PAPERS = (
+        "Mikolov et al. 2010, Zaremba et al. 2014; LSTM: Hochreiter & "
+        "Schmidhuber 1997, GRU: Cho et al. 2014"
+    )
+
     def __init__(
         self,
         vocabulary_size,

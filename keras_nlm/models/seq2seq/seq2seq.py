@@ -52,6 +52,15 @@ class Seq2Seq(Model):
     >>> model.fit({"source": src, "target": tgt_in}, tgt_out)
     """
 
+    EQUATION = (
+        "s_enc = Encoder(E_src(x₁ … xₛ))",
+        "hₜ = Decoder(E_tgt(yₜ₋₁), hₜ₋₁), h₀ = s_enc",
+        "zₜ = softmax(U hₜ)",
+    )
+    PAPERS = (
+        "Sutskever et al. 2014, Cho et al. 2014; attention: Bahdanau et al. "
+        "2015, Luong et al. 2015"
+    )
     ignored_label = 0
     tokenizer_roles = ("source_tokenizer", "target_tokenizer")
     label_size_argument = "target_vocabulary_size"
