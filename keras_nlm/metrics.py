@@ -15,7 +15,8 @@ def perplexity(negative_log_likelihoods):
             token of the split, any array-like of numbers.
 
     Example:
-    >>> nll = model.token_nll(test_tokens)  # one value per token
+    >>> from keras_nlm.evaluation import token_nll
+    >>> nll = token_nll(model, test_ids, start_id)  # one value per token
     >>> perplexity(nll)
     141.2
     """
