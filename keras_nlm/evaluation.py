@@ -9,10 +9,10 @@ turns the result into the perplexity.
 import numpy as np
 from keras import ops
 
-from keras_nlm.datasets.batching import NGramWindows, as_ids
+from keras_nlm.datasets.batching import as_ids
 from keras_nlm.datasets.corpora import CharacterCorpus, ParallelCorpus, WordCorpus
 from keras_nlm.metrics import bits_per_character, perplexity
-from keras_nlm.models import RNNLM, CarriedState, FixedWindowLM
+from keras_nlm.models.base import LanguageModel
 from keras_nlm.validation import check_positive_int, check_token_ids
 
 
@@ -24,22 +24,23 @@ def _nll(logits, targets):
 def token_nll(model, ids, start_id, sequence_length=35, batch_size=256):
     """`-log P(token | tokens before it)` (nats) for every token of `ids`.
 
-    The model runs in its compiled predict step (`predict_on_batch`); the
-    log-probabilities are taken in numpy, chunk by chunk, so the logits of
-    the whole split are never held at once.
+    The model reads the stream as its `stream_logits` hook says (an `RNNLM`
+    in chunks of `sequence_length` tokens, its state carried along one row;
+    a `FixedWindowLM` in `batch_size` windows), in its compiled predict
+    step; the log-probabilities are taken in numpy, chunk by chunk, so the
+    logits of the whole split are never held at once.
 
     Args:
-        model: a `FixedWindowLM` or an `RNNLM`.
+        model: a `LanguageModel`.
         ids: the split as a 1-D sequence of token ids.
         start_id: the id before the first token (that of `<eos>`).
-        sequence_length: an `RNNLM` reads the stream in chunks of this many
-            tokens, carrying its state from one chunk to the next, in one row,
-            so that every token sees the whole stream before it.
-        batch_size: windows scored at once by a `FixedWindowLM`.
+        sequence_length: how many tokens a recurrent model reads at once.
+        batch_size: how many windows a window model scores at once.
     """
-    if not isinstance(model, (FixedWindowLM, RNNLM)):
+    if not isinstance(model, LanguageModel):
         raise ValueError(
-            f"`model` must be a FixedWindowLM or an RNNLM; got {type(model).__name__}."
+            f"`model` must be a language model (a LanguageModel); got "
+            f"{type(model).__name__}."
         )
     ids = as_ids(ids, "ids")
     if not len(ids):
@@ -50,19 +51,9 @@ def token_nll(model, ids, start_id, sequence_length=35, batch_size=256):
     check_token_ids(start_id, model.vocabulary_size, "start_id")
     sequence_length = check_positive_int(sequence_length, "sequence_length")
     batch_size = check_positive_int(batch_size, "batch_size")
-    if isinstance(model, FixedWindowLM):
-        windows = NGramWindows(
-            ids, model.window_size, batch_size, shuffle=False, start_id=start_id
-        )
-        return np.concatenate([_nll(model.predict_on_batch(x), y) for x, y in windows])
     stream = np.concatenate([[start_id], ids]).astype("int32")
-    reader = CarriedState(model, batch_size=1)
-    nll = []
-    for start in range(0, len(ids), sequence_length):
-        end = min(start + sequence_length, len(ids))
-        logits = reader.predict_on_batch(stream[None, start:end])
-        nll.append(_nll(logits, stream[None, start + 1 : end + 1])[0])
-    return np.concatenate(nll)
+    chunks = model.stream_logits(stream, sequence_length, batch_size)
+    return np.concatenate([_nll(logits, targets) for logits, targets in chunks])
 
 
 def evaluate_perplexity(model, ids, start_id, **kwargs):
@@ -148,10 +139,9 @@ def evaluate(
     if limit is not None:
         check_positive_int(limit, "limit")
     from keras_nlm import datasets
-    from keras_nlm.models import Seq2Seq
 
     corpus = datasets.get(dataset)
-    if isinstance(model, Seq2Seq):
+    if not isinstance(model, LanguageModel):  # a translation model
         if not isinstance(corpus, ParallelCorpus):
             raise ValueError(
                 f"A Seq2Seq is scored on a parallel corpus; {corpus.name!r} is not one."

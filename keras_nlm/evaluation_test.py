@@ -43,7 +43,7 @@ def test_a_model_that_knows_nothing_has_perplexity_v(cls):
 
 def test_other_models_are_refused():
     model = models.RNNClassifier(10, 2)
-    with pytest.raises(ValueError, match="FixedWindowLM or an RNNLM"):
+    with pytest.raises(ValueError, match="must be a language model"):
         token_nll(model, [1, 2], start_id=0)
 
 

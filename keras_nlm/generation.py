@@ -246,7 +246,8 @@ def generate(
     """Continues each prompt of token ids up to `max_length` tokens in all.
 
     Args:
-        model: an `RNNLM` or a `FixedWindowLM`.
+        model: a `LanguageModel` (`RNNLM`, `FixedWindowLM`, or any with the
+            generation hooks that `LanguageModel` describes).
         prompts: a list of token-id lists (lengths may differ).
         max_length: the length of each result, prompt included.
         sampler: a `keras_hub.samplers.Sampler` or its name (`"greedy"`,
@@ -254,13 +255,18 @@ def generate(
             each new one compiles the loop anew.
         stop_token_ids: ids that end a sequence (e.g. that of `<eos>`); the
             result is cut after the first one generated.
-        start_id: the id a `FixedWindowLM` sees before the prompt's start.
+        start_id: the id a window model (`FixedWindowLM`) sees before the
+            prompt's start.
 
     Returns:
         A list with one list of token ids per prompt.
     """
-    from keras_nlm.models import RNNLM, FixedWindowLM
-
+    if not callable(getattr(model, "next_token_logits", None)):
+        raise ValueError(
+            "`model` must be a language model (an RNNLM, a FixedWindowLM, or a "
+            "`LanguageModel` with its generation hooks); got "
+            f"{type(model).__name__}."
+        )
     max_length = check_positive_int(max_length, "max_length")
     sampler = _get_sampler(sampler, model.vocabulary_size)
     buffer, mask, index = _prompt_buffer(prompts, max_length, sampler)
@@ -274,63 +280,16 @@ def generate(
             )
         check_token_ids(stop, model.vocabulary_size, "stop_token_ids")
         stop_token_ids = stop.tolist()
-    batch = buffer.shape[0]
+    buffer, mask, index, offset = model.prepare_prompts(buffer, mask, index, start_id)
+    index, cache, start = model.generation_cache(buffer, index)
 
-    start = None
-    if isinstance(model, RNNLM):
-        # The recurrence reads the first `read` tokens, which every prompt
-        # has, in one pass and without the output layer, whose logits would
-        # be thrown away; the loop reads the rest of the prompts token by
-        # token (keeping their tokens), then generates. JAX compiles for each
-        # `read`: a power of two keeps that to a few lengths.
-        read = index - 1
-        if read and keras.backend.backend() == "jax":
-            read = 2 ** (read.bit_length() - 1)
-        index, context = read + 1, 1
-        if read:
-            cache = buffer[:, :read]  # `start` turns it into the states
+    def next(prompt, cache, index):
+        logits, cache = model.next_token_logits(prompt, cache, index)
+        return logits, None, cache
 
-            def start(prefix):
-                a = model.embedding(prefix)
-                return model.rnn(a, training=False, return_state=True)[1]
-
-        else:
-            cache = model.rnn.initial_state(batch)
-
-        def next(prompt, cache, index):
-            token = ops.take(prompt, index - 1, axis=1)
-            logits, cache = model.step(token, cache)
-            return logits, None, cache
-
-    elif isinstance(model, FixedWindowLM):
-        check_token_ids(np.array([start_id]), model.vocabulary_size, "start_id")
-        window = context = model.window_size
-        # `start_id` fills the window before the prompt's first token.
-        buffer = np.concatenate(
-            [np.full((batch, window), start_id, "int32"), buffer], 1
-        )
-        mask = np.concatenate([np.ones((batch, window), bool), mask], 1)
-        index += window
-        cache = None
-
-        def next(prompt, cache, index):
-            context = ops.slice(
-                prompt, [0, index - window], [ops.shape(prompt)[0], window]
-            )
-            return model(context), None, cache
-
-    else:
-        raise ValueError(
-            f"`model` must be an RNNLM or a FixedWindowLM; got {type(model).__name__}."
-        )
-    if not model.built:
-        # Weights must exist before the sampling loop is traced.
-        model(buffer[:, :context])
     tokens = _sample(
         model, sampler, next, buffer, mask, index, stop_token_ids, cache, start
-    )
-    if isinstance(model, FixedWindowLM):
-        tokens = tokens[:, model.window_size :]
+    )[:, offset:]
     results = []
     for row, prompt in zip(tokens.tolist(), prompts):
         for i in range(len(prompt), len(row)):

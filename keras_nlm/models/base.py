@@ -438,7 +438,49 @@ def is_text(inputs):
 
 
 class LanguageModel(Model):
-    """A model of `P(next word | words before)` that can generate text."""
+    """A model of `P(next word | words before)` that can generate text.
+
+    `keras_nlm.generation.generate` drives any language model through three
+    hooks (as KerasHub's `CausalLM` has `call_with_cache`), so that a new
+    family brings its own way of reading a prompt and stepping one token:
+
+    - `prepare_prompts(buffer, mask, index, start_id)`: the `(batch,
+      max_length)` prompt buffer as the model reads it (a window model puts
+      `start_id`s before it); returns `(buffer, mask, index, offset)`,
+      `offset` the columns to drop from the result.
+    - `generation_cache(buffer, index)`: `(index, cache, start)`, where the
+      sampling loop starts, its first cache, and `start` (None, or a function
+      run inside the compiled loop that turns the cache into another, e.g. a
+      prefix into recurrent states).
+    - `next_token_logits(buffer, cache, index)`: `(logits, cache)` for the
+      token at `index`, from the tokens before it; compiled in the loop.
+
+    Scoring (`keras_nlm.evaluation.token_nll`) and training on a token
+    stream (`keras_nlm.training`) call two more:
+
+    - `stream_logits(stream, sequence_length, batch_size)`: for a stream of
+      ids, yields `(logits, targets)` chunk by chunk, each token of
+      `stream[1:]` predicted from all the tokens before it.
+    - `stream_batches(ids, batch_size, sequence_length, start_id, shuffle,
+      seed, epoch)`: the `keras.utils.PyDataset` a recipe trains it on.
+    """
+
+    def prepare_prompts(self, buffer, mask, index, start_id):
+        return buffer, mask, index, 0
+
+    def generation_cache(self, buffer, index):
+        raise NotImplementedError
+
+    def next_token_logits(self, buffer, cache, index):
+        raise NotImplementedError
+
+    def stream_logits(self, stream, sequence_length, batch_size):
+        raise NotImplementedError
+
+    def stream_batches(
+        self, ids, batch_size, sequence_length, start_id, shuffle, seed, epoch
+    ):
+        raise NotImplementedError
 
     def generate(self, prompts, max_length, sampler="greedy", **kwargs):
         """Continues prompts; see `keras_nlm.generation.generate`.

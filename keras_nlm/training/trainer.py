@@ -8,15 +8,15 @@ import keras
 import keras_hub
 
 from keras_nlm import evaluation, presets
-from keras_nlm.datasets.batching import NGramWindows, SentencePairs, StreamBatches
-from keras_nlm.models import CarriedState, FixedWindowLM
+from keras_nlm.datasets.batching import SentencePairs
+from keras_nlm.models import CarriedState
 from keras_nlm.training.checkpoint import EpochCheckpoint
 
 RECIPE_FILE = "recipe.json"
 CHECKPOINTS = "checkpoint"
 
 
-def _batches(recipe, tokenizers, split, data_dir, epoch):
+def _batches(recipe, model, tokenizers, split, data_dir, epoch):
     corpus = recipe.corpus()
     train = split == "train"
     if recipe.languages:
@@ -37,17 +37,15 @@ def _batches(recipe, tokenizers, split, data_dir, epoch):
     tokenizer = tokenizers["tokenizer"]
     ids = evaluation.corpus_ids(corpus, split, tokenizer, data_dir)
     start_id = evaluation.stream_start_id(tokenizer)
-    if recipe.model["class"] == FixedWindowLM.__name__:
-        return NGramWindows(
-            ids,
-            recipe.model.get("window_size", 4),
-            recipe.batch_size,
-            shuffle=train,
-            seed=recipe.seed,
-            start_id=start_id,
-            epoch=epoch,
-        )
-    return StreamBatches(ids, recipe.batch_size, recipe.sequence_length, start_id)
+    return model.stream_batches(
+        ids,
+        recipe.batch_size,
+        recipe.sequence_length,
+        start_id,
+        shuffle=train,
+        seed=recipe.seed,
+        epoch=epoch,
+    )
 
 
 def _own_names(recipe):
@@ -160,8 +158,8 @@ def train(recipe, output, resume=False, data_dir=None, verbose="auto"):
     model = recipe.make_model(tokenizers)
     for role, tokenizer in tokenizers.items():
         setattr(model, role, tokenizer)
-    train_data = _batches(recipe, tokenizers, "train", data_dir, initial_epoch)
-    validation_data = _batches(recipe, tokenizers, "validation", data_dir, 0)
+    train_data = _batches(recipe, model, tokenizers, "train", data_dir, initial_epoch)
+    validation_data = _batches(recipe, model, tokenizers, "validation", data_dir, 0)
     trainer = CarriedState(model, recipe.batch_size) if recipe.carry_state else model
     trainer(train_data[0][0])  # build the weights before initialising them
     if recipe.init_scale is not None:

@@ -219,7 +219,7 @@ def test_every_recipe_builds_its_tokenizers_model_and_batches(name):
     recipe = training.get(name)
     tokenizers = recipe.make_tokenizers()
     model = recipe.make_model(tokenizers)
-    x, y = _batches(recipe, tokenizers, "train", None, 0)[0]
+    x, y = _batches(recipe, model, tokenizers, "train", None, 0)[0]
     assert len(y) == recipe.batch_size
     # A corner of the batch is enough to check the shapes, and quick.
     x, y = keras.tree.map_structure(

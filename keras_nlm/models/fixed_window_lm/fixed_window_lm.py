@@ -1,9 +1,17 @@
 import keras
+import numpy as np
+from keras import ops
 
+from keras_nlm.datasets.batching import NGramWindows
 from keras_nlm.layers import WindowEmbedding
 from keras_nlm.layers.dropout import seeded_dropout
 from keras_nlm.models.base import LanguageModel, token_ids_spec
-from keras_nlm.validation import check_positive_int, check_rate, check_token_tensor
+from keras_nlm.validation import (
+    check_positive_int,
+    check_rate,
+    check_token_ids,
+    check_token_tensor,
+)
 
 
 @keras.saving.register_keras_serializable(package="keras_nlm")
@@ -88,6 +96,47 @@ class FixedWindowLM(LanguageModel):
 
     def serving_signature(self):
         return [token_ids_spec(self.window_size)]
+
+    def prepare_prompts(self, buffer, mask, index, start_id):
+        # `start_id` fills the window before the prompt's first token.
+        check_token_ids(np.array([start_id]), self.vocabulary_size, "start_id")
+        window, batch = self.window_size, buffer.shape[0]
+        buffer = np.concatenate(
+            [np.full((batch, window), start_id, buffer.dtype), buffer], 1
+        )
+        mask = np.concatenate([np.ones((batch, window), bool), mask], 1)
+        if not self.built:  # weights must exist before the loop is traced
+            self(buffer[:, :window])
+        return buffer, mask, index + window, window
+
+    def generation_cache(self, buffer, index):
+        return index, None, None  # the window is all a step reads
+
+    def next_token_logits(self, buffer, cache, index):
+        window = self.window_size
+        context = ops.slice(buffer, [0, index - window], [ops.shape(buffer)[0], window])
+        return self(context), cache
+
+    def stream_logits(self, stream, sequence_length, batch_size):
+        windows = NGramWindows(
+            stream[1:], self.window_size, batch_size, shuffle=False, start_id=stream[0]
+        )
+        for x, y in windows:
+            yield self.predict_on_batch(x), y
+
+    def stream_batches(
+        self, ids, batch_size, sequence_length, start_id, shuffle, seed, epoch
+    ):
+        # Each window of `window_size` ids and the id after it.
+        return NGramWindows(
+            ids,
+            self.window_size,
+            batch_size,
+            shuffle=shuffle,
+            seed=seed,
+            start_id=start_id,
+            epoch=epoch,
+        )
 
     def label_shape(self, inputs):
         return tuple(inputs.shape[:1])  # the word after each window

@@ -2,7 +2,7 @@ import keras
 import numpy as np
 import pytest
 
-from keras_nlm.models import CarriedState, RNNLM
+from keras_nlm.models import RNNLM, CarriedState
 
 
 def _numpy(x):
