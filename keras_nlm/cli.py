@@ -196,13 +196,13 @@ def _generate(args):
 def _translate(args):
     import keras_hub
 
-    from keras_nlm.models import Seq2Seq
     from keras_nlm.presets import load_preset
 
     model = load_preset(args.model)
-    if not isinstance(model, Seq2Seq):
+    if not callable(getattr(model, "translate", None)):
         raise ValueError(
-            f"{args.model} is a {type(model).__name__}; `translate` needs a Seq2Seq."
+            f"{args.model} is a {type(model).__name__}; `translate` needs a "
+            "translation model (a Seq2Seq)."
         )
     sampler = keras_hub.samplers.BeamSampler(args.beam) if args.beam else "greedy"
     text = model.translate(args.sentence, args.max_length, sampler=sampler)

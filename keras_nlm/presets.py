@@ -45,7 +45,7 @@ from keras.src.utils.dtype_utils import dtype_size
 
 # Registers the classes a preset's config may name.
 from keras_nlm import models, tokenizers  # noqa: F401
-from keras_nlm.datasets.registry import sha256_of
+from keras_nlm.files import sha256_of, write_json, write_text
 from keras_nlm.validation import format_bytes, physical_memory
 
 ZOO = pathlib.Path(__file__).resolve().parent.parent / "zoo"
@@ -96,7 +96,7 @@ def save_preset(model, directory, tokenizers, metadata=None, keep=()):
     (directory / "assets").mkdir(parents=True, exist_ok=True)
     config = keras.saving.serialize_keras_object(model)
     config.pop("compile_config", None)  # a preset is for use; training recompiles
-    _write_json(directory / CONFIG_FILE, config)
+    write_json(directory / CONFIG_FILE, config)
     # The optimizer's state belongs to the training checkpoint, not the preset.
     skip = [model.optimizer] if getattr(model, "optimizer", None) else None
     partial = directory / f"partial.{WEIGHTS_FILE}"  # Keras wants *.weights.h5
@@ -105,12 +105,12 @@ def save_preset(model, directory, tokenizers, metadata=None, keep=()):
     )
     os.replace(partial, directory / WEIGHTS_FILE)
     for role, tokenizer in tokenizers.items():
-        _write_json(
+        write_json(
             directory / f"{role}.json", keras.saving.serialize_keras_object(tokenizer)
         )
         (directory / "assets" / role).mkdir(exist_ok=True)
         tokenizer.save_assets(str(directory / "assets" / role))
-    _write_json(
+    write_json(
         directory / METADATA_FILE,
         {
             "keras_nlm_version": keras_nlm.__version__,
@@ -196,7 +196,7 @@ def write_manifest(directory):
     lines = [
         f"{sha256_of(path)}  {name}" for name, path in _hashed_files(directory).items()
     ]
-    _write_text(directory / MANIFEST_FILE, "\n".join(lines) + "\n")
+    write_text(directory / MANIFEST_FILE, "\n".join(lines) + "\n")
 
 
 def read_manifest(manifest):
@@ -494,15 +494,3 @@ def load_metadata(name_or_directory):
     if not isinstance(metadata, dict):
         raise ValueError(f"{path} must hold a JSON object; got {metadata!r:.100}.")
     return metadata
-
-
-def _write_json(path, value):
-    _write_text(path, json.dumps(value, indent=2, ensure_ascii=False))
-
-
-def _write_text(path, text):
-    # Write then rename, so that a reader never sees half a file.
-    partial = f"{path}.partial"
-    with open(partial, "w", encoding="utf-8") as file:
-        file.write(text)
-    os.replace(partial, path)

@@ -132,7 +132,7 @@ def test_generate_and_translate_match_the_model_in_python(presets):
         (["train", "lstm_ptb_large"], "known recipes: char_lstm_shakespeare"),
         (["evaluate", "no_such_model", "--dataset", "ptb"], "zoo presets:"),
         (["generate", "{seq2seq}", "hello"], "use `translate` for a Seq2Seq"),
-        (["translate", "{lm}", "hello"], "`translate` needs a Seq2Seq"),
+        (["translate", "{lm}", "hello"], "`translate` needs a translation model"),
         (["evaluate", "{lm}", "--dataset", "ptb"], "'ptb' is not one"),
     ],
 )

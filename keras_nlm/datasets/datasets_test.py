@@ -8,7 +8,7 @@ import zipfile
 
 import pytest
 
-from keras_nlm import datasets
+from keras_nlm import datasets, files
 from keras_nlm.testing import count_case, deadline, run_cli
 
 MIRROR = pathlib.Path(os.environ["KERAS_NLM_DATA"])
@@ -85,7 +85,7 @@ def test_a_corrupted_file_is_refused_with_both_hashes(mirror_copy):
         corpus.text("train", data_dir=mirror_copy)
     message = str(error.value)
     assert corpus.file.sha256 in message
-    assert datasets.registry.sha256_of(path) in message
+    assert files.sha256_of(path) in message
     path.write_bytes(bytes(data[:1000]))  # truncated
     with pytest.raises(ValueError, match="Refusing"):
         corpus.text("train", data_dir=mirror_copy)
@@ -130,7 +130,7 @@ def test_download_into_the_keras_cache(no_mirror, packing):
     file = dataclasses.replace(original, origin=origin.as_uri(), member=member)
     path = datasets.fetch(file)
     assert path == _cached(file, no_mirror)
-    assert datasets.registry.sha256_of(path) == original.sha256
+    assert files.sha256_of(path) == original.sha256
     origin.unlink()  # the second time it comes from the cache
     assert datasets.fetch(file) == path
 

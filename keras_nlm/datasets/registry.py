@@ -11,14 +11,14 @@ would never end).
 
 import dataclasses
 import gzip
-import hashlib
 import os
 import pathlib
 import shutil
-import stat
 import zipfile
 
 import keras
+
+from keras_nlm.files import open_regular, sha256_of_file
 
 MIRROR_VARIABLE = "KERAS_NLM_DATA"
 CACHE_SUBDIR = "keras_nlm"
@@ -44,42 +44,6 @@ class CorpusFile:
     size: int = None
 
 
-def open_regular(path):
-    """`path` opened for reading in binary, refusing (`ValueError`, naming it)
-    anything but a regular file once links are followed: reading a FIFO or a
-    device such as `/dev/zero` would block or never end."""
-    try:
-        # Non-blocking, so that opening a FIFO returns instead of waiting for
-        # a writer; it changes nothing for regular files.
-        descriptor = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
-    except FileNotFoundError:
-        raise
-    except OSError as error:  # e.g. no permission
-        raise ValueError(f"Cannot read {path}: {error.strerror}.") from None
-    mode = os.fstat(descriptor).st_mode
-    if not stat.S_ISREG(mode):
-        os.close(descriptor)
-        kind = "a directory" if stat.S_ISDIR(mode) else "not a regular file"
-        raise ValueError(
-            f"Refusing {path}: it is {kind} (links followed); only regular files "
-            "are read."
-        )
-    return os.fdopen(descriptor, "rb")
-
-
-def _digest(file):
-    digest = hashlib.sha256()
-    for block in iter(lambda: file.read(1 << 20), b""):
-        digest.update(block)
-    return digest.hexdigest()
-
-
-def sha256_of(path):
-    """The sha256 of the regular file at `path` (else `ValueError`)."""
-    with open_regular(path) as file:
-        return _digest(file)
-
-
 def verify(path, expected_sha256, expected_size=None):
     """Raises `ValueError` unless the file at `path` is a regular file of
     `expected_size` bytes (when given) with `expected_sha256`."""
@@ -94,7 +58,7 @@ def verify(path, expected_sha256, expected_size=None):
                 "truncated or a different version; delete it (or fix the mirror) "
                 "and load again."
             )
-        actual = _digest(file)
+        actual = sha256_of_file(file)
     if actual != expected_sha256:
         raise ValueError(
             f"Refusing {path}: its sha256 is {actual}, expected "

@@ -5,6 +5,7 @@ import os
 
 import numpy as np
 
+from keras_nlm.files import write_text
 from keras_nlm.validation import (
     check_buffer_fits,
     check_positive_int,
@@ -292,11 +293,8 @@ class Tokenizer:
         return self.join(tokens)
 
     def save_assets(self, dir_path):
-        # Presets write each file then rename it: a reader never sees half.
-        from keras_nlm.presets import _write_text
-
         self._check_vocabulary()
-        _write_text(
+        write_text(  # then renamed: a reader never sees half a vocabulary
             os.path.join(dir_path, VOCABULARY_FILE),
             json.dumps(self._vocabulary, ensure_ascii=False, indent=0),
         )

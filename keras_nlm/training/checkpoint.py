@@ -8,7 +8,7 @@ import keras
 import numpy as np
 
 from keras_nlm import presets
-from keras_nlm.datasets.registry import open_regular, sha256_of
+from keras_nlm.files import open_regular, sha256_of
 
 _POINTER = "latest.json"
 _WEIGHTS = "model.weights.h5"

@@ -24,6 +24,7 @@ import keras
 
 from keras_nlm import datasets, presets
 from keras_nlm.evaluation import BLEU_MAX_LENGTH
+from keras_nlm.files import write_json
 
 BACKENDS = ("tensorflow", "jax", "torch")
 
@@ -223,7 +224,7 @@ def publish(run, name, zoo=None, backends=BACKENDS, data_dir=None):
         )
     metadata["samples"] = _samples(backends[0], target, recipe, data_dir)
     metadata["hardware"] = _hardware()
-    presets._write_json(target / presets.METADATA_FILE, metadata)
+    write_json(target / presets.METADATA_FILE, metadata)
     presets.write_manifest(target)
     (target / presets.CARD_FILE).write_text(model_card(name, metadata), "utf-8")
     return target

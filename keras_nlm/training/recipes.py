@@ -92,8 +92,8 @@ class Recipe:
     seed: int = 1234
 
     def __post_init__(self):
-        _class_of(self.model, "model", models, models.base.Model)
-        _class_of(self.tokenizer, "tokenizer", tokenizers, tokenizers.Tokenizer)
+        _class_of(self.model, "model", models.base.Model)
+        _class_of(self.tokenizer, "tokenizer", tokenizers.Tokenizer)
         check_positive_int(self.epochs, "epochs")
         check_choice(self.optimizer, "optimizer", tuple(OPTIMIZERS))
         check_rate(self.model.get("dropout", 0.0), "dropout")
@@ -174,7 +174,7 @@ class Recipe:
 
     def make_tokenizers(self, data_dir=None):
         """`{role: Tokenizer}` built on the training split."""
-        cls = _class_of(self.tokenizer, "tokenizer", tokenizers, tokenizers.Tokenizer)
+        cls = _class_of(self.tokenizer, "tokenizer", tokenizers.Tokenizer)
         settings = dict(self.tokenizer)
         settings.pop("class")
         min_frequency = settings.pop("min_frequency", 1)
@@ -196,7 +196,7 @@ class Recipe:
     def make_model(self, tokenizers):
         """The model, refused (`ValueError` naming the recipe's field) when
         its weights would not fit in this machine's memory."""
-        cls = _class_of(self.model, "model", models, models.base.Model)
+        cls = _class_of(self.model, "model", models.base.Model)
         settings = dict(self.model)
         settings.pop("class")
         if self.languages:
@@ -221,15 +221,16 @@ class Recipe:
         return make()
 
 
-def _class_of(settings, field, module, base):
-    """The class a recipe's `model` or `tokenizer` field names (`"class"`),
-    or `ValueError` naming the field and listing the known classes."""
+def _class_of(settings, field, base):
+    """The class a recipe's `model` or `tokenizer` field names (`"class"`):
+    a `base` registered under `keras_nlm` (a new family needs no list to be
+    added to); else `ValueError` naming the field and listing the classes."""
     classes = {
-        name: cls
-        for name in module.__all__
-        if isinstance(cls := getattr(module, name), type)
+        key.split(">", 1)[1]: cls
+        for key, cls in sorted(keras.saving.get_custom_objects().items())
+        if key.startswith("keras_nlm>")
+        and isinstance(cls, type)
         and issubclass(cls, base)
-        and cls is not base
     }
     name = settings.get("class") if isinstance(settings, dict) else None
     if isinstance(name, str) and name in classes:

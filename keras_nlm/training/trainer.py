@@ -9,6 +9,7 @@ import keras_hub
 
 from keras_nlm import evaluation, presets
 from keras_nlm.datasets.batching import SentencePairs
+from keras_nlm.files import write_json
 from keras_nlm.models import CarriedState
 from keras_nlm.training.checkpoint import EpochCheckpoint
 
@@ -175,7 +176,7 @@ def train(recipe, output, resume=False, data_dir=None, verbose="auto"):
     # Only a run that could start writes its folder: a failed start (a bad
     # recipe, a missing corpus) leaves nothing behind.
     output.mkdir(parents=True, exist_ok=True)
-    presets._write_json(output / RECIPE_FILE, recipe.to_dict())
+    write_json(output / RECIPE_FILE, recipe.to_dict())
     checkpoint = EpochCheckpoint(output / CHECKPOINTS)
     # The scheduler comes first, so that the epoch's learning rate, which it
     # adds to the logs, is in the checkpoint's history.
