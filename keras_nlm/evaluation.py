@@ -150,7 +150,7 @@ def evaluate(
         pairs = pairs[:limit]
         score, signature, _ = bleu(model, pairs, beam)
         return {"bleu": score, "sentences": len(pairs), "signature": signature}
-    tokenizer = model._tokenizer("tokenizer")
+    tokenizer = model.tokenizer_for("tokenizer")
     ids = corpus_ids(corpus, split, tokenizer, data_dir)[:limit]
     nll = token_nll(model, ids, stream_start_id(tokenizer))
     result = {"perplexity": perplexity(nll), "tokens": len(ids)}

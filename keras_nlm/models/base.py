@@ -363,7 +363,9 @@ class Model(keras.Model):
 
         return restore
 
-    def _tokenizer(self, role):
+    def tokenizer_for(self, role):
+        """The attached tokenizer of `role` (`"tokenizer"`, ...), or a
+        `ValueError` saying how to attach one."""
         tokenizer = getattr(self, role, None)
         if tokenizer is None:
             raise ValueError(
@@ -497,7 +499,7 @@ class LanguageModel(Model):
 
         if not is_text(prompts):
             return generate(self, prompts, max_length, sampler, **kwargs)
-        tokenizer = self._tokenizer("tokenizer")
+        tokenizer = self.tokenizer_for("tokenizer")
         texts = [prompts] if isinstance(prompts, str) else list(prompts)
         # A prompt starts where a line does in training: after `<eos>`.
         prefix = []

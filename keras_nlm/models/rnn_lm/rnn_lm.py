@@ -122,6 +122,10 @@ class RNNLM(LanguageModel):
         z = self.embedding.call(h, reverse=True) if self.tie_weights else self.U.call(h)
         return z, states
 
+    def initial_state(self, batch_size):
+        """Zero states for `batch_size` sequences, as `initial_state=` takes."""
+        return self.rnn.initial_state(batch_size)
+
     def generation_cache(self, buffer, index):
         # The recurrence reads the first `read` tokens, which every prompt
         # has, in one pass and without the output layer, whose logits would
@@ -134,7 +138,7 @@ class RNNLM(LanguageModel):
         if read and keras.backend.backend() == "jax":
             read = 2 ** (read.bit_length() - 1)
         if not read:
-            return 1, self.rnn.initial_state(buffer.shape[0]), None
+            return 1, self.initial_state(buffer.shape[0]), None
 
         def start(prefix):
             return self.rnn(self.embedding(prefix), training=False, return_state=True)[
@@ -206,7 +210,8 @@ class CarriedState(Model):
     subclassed model on JAX and PyTorch, hence this class.
 
     Args:
-        language_model: the `RNNLM` to train.
+        language_model: the recurrent language model to train (an `RNNLM`, or
+            any model with its `initial_state(batch_size)` hook).
         batch_size: the number of rows of every batch (the streams).
 
     Example:
@@ -218,15 +223,17 @@ class CarriedState(Model):
 
     def __init__(self, language_model, batch_size, **kwargs):
         super().__init__(**kwargs)
-        if not isinstance(language_model, RNNLM):
+        if not callable(getattr(language_model, "initial_state", None)):
             raise ValueError(
-                "`language_model` must be an RNNLM; got "
+                "`language_model` must be a recurrent language model (with "
+                "`initial_state(batch_size)` and the call arguments "
+                "`initial_state=` and `return_state=`, as an RNNLM); got "
                 f"{type(language_model).__name__}."
             )
         self.language_model = language_model
         self.batch_size = check_positive_int(batch_size, "batch_size")
-        zeros = language_model.rnn.initial_state(batch_size)
-        self._states_per_layer = tuple(len(layer) for layer in zeros)
+        zeros = language_model.initial_state(batch_size)
+        self._structure = zeros  # the nesting the model's states come in
         self.state = [
             self.add_weight(
                 shape=tuple(s.shape),
@@ -255,8 +262,9 @@ class CarriedState(Model):
             )
         # A copy: on PyTorch the assignment below is in place, and autograd
         # still needs the values this batch started from.
-        values = iter([ops.copy(v) for v in self.state])
-        state = [[next(values) for _ in range(n)] for n in self._states_per_layer]
+        state = keras.tree.pack_sequence_as(
+            self._structure, [ops.copy(v) for v in self.state]
+        )
         logits, state = self.language_model(
             inputs, initial_state=state, return_state=True, training=training
         )

@@ -221,7 +221,7 @@ class Seq2Seq(Model):
 
         text = is_text(sources)
         if text or start_id is None or end_id is None:
-            target = self._tokenizer("target_tokenizer")
+            target = self.tokenizer_for("target_tokenizer")
             start_id = (
                 target.token_to_id(target.start_token) if start_id is None else start_id
             )
@@ -229,7 +229,7 @@ class Seq2Seq(Model):
         if not text:
             return translate(self, sources, max_length, start_id, end_id, sampler)
         texts = [sources] if isinstance(sources, str) else list(sources)
-        ids = self._tokenizer("source_tokenizer").tokenize(texts)
+        ids = self.tokenizer_for("source_tokenizer").tokenize(texts)
         outputs = translate(self, ids, max_length, start_id, end_id, sampler)
         outputs = [target.detokenize(row) for row in outputs]
         return outputs[0] if isinstance(sources, str) else outputs
