@@ -125,6 +125,21 @@ def save_preset(model, directory, tokenizers, metadata=None, keep=()):
     write_manifest(directory)
 
 
+def preset_names(roles=()):
+    """The names at the top of a preset whose tokenizers have `roles` (with
+    the partial weights of a save that was interrupted); the trainer and
+    `publish` add their own."""
+    return {
+        CONFIG_FILE,
+        METADATA_FILE,
+        WEIGHTS_FILE,
+        f"partial.{WEIGHTS_FILE}",
+        MANIFEST_FILE,
+        "assets",
+        *(f"{role}.json" for role in roles),
+    }
+
+
 def _refuse_foreign_files(directory, roles, keep):
     """Refuses to save into a folder holding other files than a preset's:
     its manifest would list them, and a model card would describe another
@@ -133,9 +148,7 @@ def _refuse_foreign_files(directory, roles, keep):
         return
     if not directory.is_dir():
         raise ValueError(f"Cannot save a preset to {directory}: it is not a folder.")
-    own = {CONFIG_FILE, METADATA_FILE, WEIGHTS_FILE, MANIFEST_FILE, "assets", *keep}
-    own.add(f"partial.{WEIGHTS_FILE}")
-    own |= {f"{role}.json" for role in roles}
+    own = preset_names(roles) | set(keep)
     foreign = [
         name
         for name in sorted(os.listdir(directory))

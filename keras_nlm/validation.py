@@ -59,12 +59,12 @@ def check_buffer_fits(rows, length, argument, copies=4):
     """Raises unless `copies` int64 buffers of `(rows, length)` ids (what
     generation and padding hold at once) fit in memory, naming the length's
     `argument`; returns `length`."""
-    size = copies * rows * length * 8
-    if size > physical_memory():
+    size, memory = copies * rows * length * 8, physical_memory()
+    if size > memory:
         raise ValueError(
             f"`{argument}`={length} needs {format_bytes(size)} of token-id buffers "
-            f"for {rows} row(s), more than this machine's "
-            f"{format_bytes(physical_memory())} of memory."
+            f"for {rows} row(s), more than this machine's {format_bytes(memory)} "
+            "of memory."
         )
     return length
 

@@ -49,6 +49,16 @@ class Tokenizer:
         self.start_token = start_token
         self.end_token = end_token
         self.eos_token = eos_token
+        # Padding and delimiters, by spelling: never text (see `tokenize`).
+        self._structure = {
+            token: name
+            for name, token in (
+                ("padding_token", padding_token),
+                ("start_token", start_token),
+                ("end_token", end_token),
+            )
+            if token is not None
+        }
         self._vocabulary = None
         if vocabulary is not None:
             self.set_vocabulary(vocabulary)
@@ -179,17 +189,17 @@ class Tokenizer:
     def _text_token_id(self, token):
         """`token_to_id` for a token of text, where delimiters and padding
         are unknown words (see `tokenize`)."""
-        for name in ("padding_token", "start_token", "end_token"):
-            if token == getattr(self, name):
-                if self.unknown_token is None:
-                    raise ValueError(
-                        f"The text holds {token!r}, this tokenizer's `{name}`, "
-                        "which text cannot hold (add delimiters with "
-                        "`add_start`/`add_end`, padding with `sequence_length`), "
-                        "and there is no `unknown_token` to map it to."
-                    )
-                return self._ids[self.unknown_token]
-        return self.token_to_id(token)
+        name = self._structure.get(token)
+        if name is None:
+            return self.token_to_id(token)
+        if self.unknown_token is None:
+            raise ValueError(
+                f"The text holds {token!r}, this tokenizer's `{name}`, which text "
+                "cannot hold (add delimiters with `add_start`/`add_end`, padding "
+                "with `sequence_length`), and there is no `unknown_token` to map "
+                "it to."
+            )
+        return self._ids[self.unknown_token]
 
     @property
     def padding_id(self):

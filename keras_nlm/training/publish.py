@@ -74,15 +74,7 @@ def _check_target(run, target):
         return
     if target.resolve() == run.resolve():
         raise ValueError(f"RUN {run} is the preset {target} itself; publish a run.")
-    preset = {
-        presets.CONFIG_FILE,
-        presets.METADATA_FILE,
-        presets.WEIGHTS_FILE,
-        presets.MANIFEST_FILE,
-        presets.CARD_FILE,
-        "assets",
-        f"partial.{presets.WEIGHTS_FILE}",
-    }
+    preset = presets.preset_names() | {presets.CARD_FILE}
     if not target.is_dir():
         raise ValueError(
             f"{target} is not a folder, so publishing will not replace it; "

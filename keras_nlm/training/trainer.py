@@ -55,17 +55,7 @@ def _own_names(recipe):
     roles = (
         ("source_tokenizer", "target_tokenizer") if recipe.languages else ("tokenizer",)
     )
-    names = {
-        RECIPE_FILE,
-        CHECKPOINTS,
-        "assets",
-        presets.CONFIG_FILE,
-        presets.METADATA_FILE,
-        presets.WEIGHTS_FILE,
-        f"partial.{presets.WEIGHTS_FILE}",
-        presets.MANIFEST_FILE,
-        *(f"{role}.json" for role in roles),
-    }
+    names = presets.preset_names(roles) | {RECIPE_FILE, CHECKPOINTS}
     return names | {f"{name}.partial" for name in names}
 
 

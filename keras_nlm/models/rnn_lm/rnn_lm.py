@@ -141,9 +141,9 @@ class RNNLM(LanguageModel):
             return 1, self.initial_state(buffer.shape[0]), None
 
         def start(prefix):
-            return self.rnn(self.embedding(prefix), training=False, return_state=True)[
-                1
-            ]
+            a = self.embedding(prefix)
+            _, states = self.rnn(a, training=False, return_state=True)
+            return states
 
         return read + 1, buffer[:, :read], start
 
