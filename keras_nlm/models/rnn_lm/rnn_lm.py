@@ -233,7 +233,11 @@ class CarriedState(Model):
         self.language_model = language_model
         self.batch_size = check_positive_int(batch_size, "batch_size")
         zeros = language_model.initial_state(batch_size)
-        self._structure = zeros  # the nesting the model's states come in
+        # The nesting the model's states come in, as tuples: a list attribute
+        # would become a tracked list, which JAX cannot read as a structure.
+        self._structure = keras.tree.lists_to_tuples(
+            keras.tree.map_structure(lambda _: None, zeros)
+        )
         self.state = [
             self.add_weight(
                 shape=tuple(s.shape),
