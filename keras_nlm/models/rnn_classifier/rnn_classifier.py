@@ -64,7 +64,7 @@ class RNNClassifier(Model):
         self.num_classes = check_positive_int(num_classes, "num_classes")
         self.embedding_dim = check_positive_int(embedding_dim, "embedding_dim")
         self.dropout = check_rate(dropout, "dropout")
-        self.embedding = TokenEmbedding(
+        self.E = TokenEmbedding(
             vocabulary_size, embedding_dim, mask_zero=True, check_ids=False, name="E"
         )
         self.rnn = RecurrentStack(
@@ -90,7 +90,7 @@ class RNNClassifier(Model):
     def call(self, inputs, training=None):
         inputs = self.check_inputs(inputs)
         mask = ops.not_equal(inputs, 0)
-        a = self.dropout_layer(self.embedding(inputs), training=training)
+        a = self.dropout_layer(self.E(inputs), training=training)
         h = self.rnn(a, mask=mask, training=training)
         return self.U(self.dropout_layer(h, training=training))
 

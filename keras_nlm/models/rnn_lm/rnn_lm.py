@@ -75,7 +75,7 @@ class RNNLM(LanguageModel):
                 f"so `embedding_dim` (d={embedding_dim}) must equal `hidden_dim` "
                 f"(h={hidden_dim})."
             )
-        self.embedding = TokenEmbedding(
+        self.E = TokenEmbedding(
             vocabulary_size,
             embedding_dim,
             reversible=tie_weights,
@@ -99,12 +99,12 @@ class RNNLM(LanguageModel):
 
     def call(self, inputs, initial_state=None, return_state=False, training=None):
         inputs = self.check_inputs(inputs)
-        a = self.dropout_layer(self.embedding(inputs), training=training)
+        a = self.dropout_layer(self.E(inputs), training=training)
         h, states = self.rnn(
             a, initial_state=initial_state, training=training, return_state=True
         )
         h = self.dropout_layer(h, training=training)
-        z = self.embedding(h, reverse=True) if self.tie_weights else self.U(h)
+        z = self.E(h, reverse=True) if self.tie_weights else self.U(h)
         return (z, states) if return_state else z
 
     def step(self, token_ids, states):
@@ -117,9 +117,9 @@ class RNNLM(LanguageModel):
         )
         if not self.built:  # the layers' own `call`s need their weights
             self(ops.expand_dims(token_ids, 1))
-        a = self.embedding.call(token_ids)
+        a = self.E.call(token_ids)
         h, states = self.rnn.step(a, states)
-        z = self.embedding.call(h, reverse=True) if self.tie_weights else self.U.call(h)
+        z = self.E.call(h, reverse=True) if self.tie_weights else self.U.call(h)
         return z, states
 
     def initial_state(self, batch_size):
@@ -141,7 +141,7 @@ class RNNLM(LanguageModel):
             return 1, self.initial_state(buffer.shape[0]), None
 
         def start(prefix):
-            a = self.embedding(prefix)
+            a = self.E(prefix)
             _, states = self.rnn(a, training=False, return_state=True)
             return states
 

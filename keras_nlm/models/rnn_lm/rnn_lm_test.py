@@ -65,9 +65,9 @@ def test_tied_weights_share_E_as_the_output_matrix():
     untied(ids)
     vocabulary_sized = 30 * 8
     assert untied.count_params() - model.count_params() == vocabulary_sized
-    E = _numpy(model.embedding.embeddings)
-    h = _numpy(model.rnn(model.embedding(ids)))
-    expected = h @ E.T + _numpy(model.embedding.reverse_bias)
+    E = _numpy(model.E.embeddings)
+    h = _numpy(model.rnn(model.E(ids)))
+    expected = h @ E.T + _numpy(model.E.reverse_bias)
     np.testing.assert_allclose(_numpy(model(ids)), expected, rtol=1e-5, atol=1e-5)
 
 

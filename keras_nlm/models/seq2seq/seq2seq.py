@@ -95,14 +95,14 @@ class Seq2Seq(Model):
         self.reverse_source = reverse_source
         self.dropout = check_rate(dropout, "dropout")
 
-        self.source_embedding = TokenEmbedding(
+        self.E_source = TokenEmbedding(
             source_vocabulary_size,
             embedding_dim,
             mask_zero=True,
             check_ids=False,
             name="E_source",
         )
-        self.target_embedding = TokenEmbedding(
+        self.E_target = TokenEmbedding(
             target_vocabulary_size,
             embedding_dim,
             mask_zero=True,
@@ -146,7 +146,7 @@ class Seq2Seq(Model):
         if self.reverse_source:
             source = ops.flip(source, axis=1)
         source_mask = ops.not_equal(source, 0)
-        a = self.dropout_layer(self.source_embedding(source), training=training)
+        a = self.dropout_layer(self.E_source(source), training=training)
         outputs, states = self.encoder(
             a, mask=source_mask, training=training, return_state=True
         )
@@ -182,7 +182,7 @@ class Seq2Seq(Model):
         """
         target = self._check_target(target)
         target_mask = ops.not_equal(target, 0)
-        b = self.dropout_layer(self.target_embedding(target), training=training)
+        b = self.dropout_layer(self.E_target(target), training=training)
         h, state = self.decoder(
             b,
             initial_state=state,
