@@ -4,6 +4,6 @@ Runs unchanged on TensorFlow, JAX and PyTorch: pick one with `KERAS_BACKEND`.
 """
 
 from keras_nlm import layers, models
+from keras_nlm.version import __version__
 
-__version__ = "0.1.0"
-__all__ = ["layers", "models"]
+__all__ = ["__version__", "layers", "models"]

@@ -43,10 +43,9 @@ import keras
 from keras.src.backend.common import global_state
 from keras.src.utils.dtype_utils import dtype_size
 
-# Registers the classes a preset's config may name.
-from keras_nlm import models, tokenizers  # noqa: F401
 from keras_nlm.files import sha256_of, write_json, write_text
 from keras_nlm.validation import format_bytes, physical_memory
+from keras_nlm.version import __version__
 
 ZOO = pathlib.Path(__file__).resolve().parent.parent / "zoo"
 CONFIG_FILE = "config.json"
@@ -85,8 +84,6 @@ def save_preset(model, directory, tokenizers, metadata=None, keep=()):
     must be new, empty or a preset of the same roles, whose files are
     replaced; it may also hold the names in `keep` (a training run's own).
     """
-    import keras_nlm
-
     for role, tokenizer in tokenizers.items():
         problem = _vocabulary_mismatch(model, role, tokenizer)
         if problem:
@@ -113,7 +110,7 @@ def save_preset(model, directory, tokenizers, metadata=None, keep=()):
     write_json(
         directory / METADATA_FILE,
         {
-            "keras_nlm_version": keras_nlm.__version__,
+            "keras_nlm_version": __version__,
             "keras_version": keras.__version__,
             "backend": keras.backend.backend(),
             "parameter_count": model.count_params(),
@@ -291,7 +288,10 @@ def _check_config(value, path, where="config"):
         elif (
             module
             and module != "builtins"
-            and module.split(".")[0] not in (TRUSTED_PACKAGES)
+            and module.split(".")[0] not in TRUSTED_PACKAGES
+            # A family of the user's own, registered under `keras_nlm` by
+            # code this process already imported, is as trusted as ours.
+            and keras.saving.get_registered_object(registered) is None
         ):
             reason = f"module {module!r} is not part of Keras, KerasHub or keras-nlm"
         elif ">" in registered and registered.split(">")[0] not in TRUSTED_PACKAGES:
@@ -358,9 +358,11 @@ def load_preset(name_or_directory):
     layer or a lambda, before deserialising anything; and one whose weights
     would not fit in this machine's memory, before allocating any.
     """
-    from keras_nlm.models.base import Model
+    # Models are found in Keras's registry, never imported here: they import
+    # this module (`from_preset`).
     from keras_nlm.tokenizers import Tokenizer
 
+    Model = keras.Model
     directory = verify(name_or_directory)
     path = directory / CONFIG_FILE
     config = _read_config(path, Model)
