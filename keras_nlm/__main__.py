@@ -12,7 +12,6 @@ import numpy as np
 
 import keras_nlm
 from keras_nlm import models, presets
-from keras_nlm.training.publish import PROMPTS, headline
 
 TOUR = [
     (
@@ -52,14 +51,14 @@ def zoo():
     for name in presets.zoo_presets():
         model = presets.load_preset(name)
         metadata = presets.load_metadata(name)
-        split, metric, value, target = headline(name, metadata)
+        split, metric, value, target = presets.headline(name, metadata)
         print(f"- {name}: {split} {metric} {value:.4g} (target {target})")
         recipe = metadata["recipe"]
         if recipe.get("languages"):
             source = metadata["samples"][0]["source"]
             print(f"    {source!r} -> {model.translate(source)!r}")
         else:
-            prompt = PROMPTS[recipe["dataset"]][0]
+            prompt = presets.PROMPTS[recipe["dataset"]][0]
             print(f"    {model.generate(prompt, max_length=40)!r}")
 
 

@@ -242,11 +242,12 @@ def _export(args):
 
 def _zoo(args):
     from keras_nlm import presets
-    from keras_nlm.training.publish import headline
 
     rows = []
     for name in presets.zoo_presets():
-        split, metric, value, target = headline(name, presets.load_metadata(name))
+        split, metric, value, target = presets.headline(
+            name, presets.load_metadata(name)
+        )
         rows.append(
             {
                 "name": name,

@@ -47,12 +47,47 @@ from keras_nlm.files import sha256_of, write_json, write_text
 from keras_nlm.validation import format_bytes, physical_memory
 from keras_nlm.version import __version__
 
-ZOO = pathlib.Path(__file__).resolve().parent.parent / "zoo"
+# In a checkout, `keras_nlm/zoo` links to the project's `zoo/`; a wheel holds
+# a copy (see pyproject.toml).
+ZOO = pathlib.Path(__file__).resolve().parent / "zoo"
 CONFIG_FILE = "config.json"
 METADATA_FILE = "metadata.json"
 WEIGHTS_FILE = "model.weights.h5"
 MANIFEST_FILE = "SHA256SUMS"
 CARD_FILE = "README.md"
+
+
+# The split, metric and bound each zoo preset must meet (the published number
+# it reproduces), and the prompts its samples start from.
+TARGETS = {
+    "fixed_window_ptb": ("test", "perplexity", "<=", 140.2),
+    "rnn_ptb": ("test", "perplexity", "<=", 124.7),
+    "lstm_ptb_small": ("test", "perplexity", "<=", 114.5),
+    "gru_ptb_small": ("test", "perplexity", "<=", 114.5),
+    "lstm_ptb_medium": ("test", "perplexity", "<=", 82.7),
+    "lstm_wikitext2": ("test", "perplexity", "<=", 102.3),
+    "char_lstm_shakespeare": ("validation", "nats_per_character", "<=", 1.50),
+    "seq2seq_multi30k_de_en": ("test", "bleu", ">=", 28.3),
+}
+
+PROMPTS = {
+    "ptb": ["the company said", "in the first quarter"],
+    "wikitext2": ["the game was", "in the early"],
+    "tinyshakespeare": ["ROMEO:\n", "First Citizen:\n"],
+    "timemachine": ["the time traveller", "the machine"],
+}
+
+
+def headline(name, metadata):
+    """`(split, metric, value, target)` of a zoo preset: its target metric, as
+    measured under the first backend evaluated."""
+    split, metric, comparison, bound = TARGETS.get(name, ("test", "perplexity", "", ""))
+    if metadata["recipe"].get("languages"):
+        metric = "bleu"
+    evaluations = metadata.get("evaluations") or {}
+    measured = next(iter(evaluations.values()), metadata.get("metrics", {}))
+    value = measured.get(split, {}).get(metric)
+    return split, metric, value, f"{comparison} {bound}".strip()
 
 
 def zoo_presets():

@@ -5,13 +5,8 @@ when it was published (`keras-nlm publish`, possibly under another backend)."""
 import pytest
 
 from keras_nlm import evaluation, presets
-from keras_nlm.training.publish import (
-    BACKENDS,
-    CHECK_LIMIT,
-    TARGETS,
-    equation,
-    headline,
-)
+from keras_nlm.presets import TARGETS, headline
+from keras_nlm.training.publish import BACKENDS, CHECK_LIMIT, equation
 
 ZOO = presets.zoo_presets()
 

@@ -28,25 +28,6 @@ from keras_nlm.files import write_json
 
 BACKENDS = ("tensorflow", "jax", "torch")
 
-# The issue's table: the split, metric and bound each zoo preset must meet,
-# and the published number it reproduces.
-TARGETS = {
-    "fixed_window_ptb": ("test", "perplexity", "<=", 140.2),
-    "rnn_ptb": ("test", "perplexity", "<=", 124.7),
-    "lstm_ptb_small": ("test", "perplexity", "<=", 114.5),
-    "gru_ptb_small": ("test", "perplexity", "<=", 114.5),
-    "lstm_ptb_medium": ("test", "perplexity", "<=", 82.7),
-    "lstm_wikitext2": ("test", "perplexity", "<=", 102.3),
-    "char_lstm_shakespeare": ("validation", "nats_per_character", "<=", 1.50),
-    "seq2seq_multi30k_de_en": ("test", "bleu", ">=", 28.3),
-}
-
-PROMPTS = {
-    "ptb": ["the company said", "in the first quarter"],
-    "wikitext2": ["the game was", "in the early"],
-    "tinyshakespeare": ["ROMEO:\n", "First Citizen:\n"],
-    "timemachine": ["the time traveller", "the machine"],
-}
 CHECK_LIMIT = 500
 SAMPLE_SOURCES = 3
 
@@ -162,7 +143,7 @@ def _samples(backend, target, recipe, data_dir):
             for source, reference in pairs[:SAMPLE_SOURCES]
         ]
     samples = []
-    for prompt in PROMPTS[recipe["dataset"]]:
+    for prompt in presets.PROMPTS[recipe["dataset"]]:
         for sampler in ("greedy", "top_k"):
             options = ["--sampler", sampler, "--max-length", "40", "--seed", "1"]
             result = _cli(backend, "generate", str(target), prompt, *options)
@@ -220,18 +201,6 @@ def publish(run, name, zoo=None, backends=BACKENDS, data_dir=None):
     presets.write_manifest(target)
     (target / presets.CARD_FILE).write_text(model_card(name, metadata), "utf-8")
     return target
-
-
-def headline(name, metadata):
-    """`(split, metric, value, target)` of a zoo preset: its target metric, as
-    measured under the first backend evaluated."""
-    split, metric, comparison, bound = TARGETS.get(name, ("test", "perplexity", "", ""))
-    if metadata["recipe"].get("languages"):
-        metric = "bleu"
-    evaluations = metadata.get("evaluations") or {}
-    measured = next(iter(evaluations.values()), metadata.get("metrics", {}))
-    value = measured.get(split, {}).get(metric)
-    return split, metric, value, f"{comparison} {bound}".strip()
 
 
 def _table(metadata, metric):
@@ -301,7 +270,7 @@ def equation(model_class):
 def model_card(name, metadata):
     recipe = metadata["recipe"]
     corpus = datasets.get(recipe["dataset"])
-    split, metric, value, target = headline(name, metadata)
+    split, metric, value, target = presets.headline(name, metadata)
     history = metadata.get("history", [])
     metrics = [metric] + [
         m
