@@ -26,7 +26,6 @@ import contextlib
 import json
 import pathlib
 import sys
-import time
 
 
 def _data(args):
@@ -44,7 +43,7 @@ def _data(args):
 
 def _ngram(args):
     from keras_nlm import datasets
-    from keras_nlm.baselines import KneserNeyLM
+    from keras_nlm.baselines import baseline
     from keras_nlm.datasets.corpora import WordCorpus
 
     corpus = datasets.get(args.dataset)
@@ -56,23 +55,12 @@ def _ngram(args):
             f"--dataset must be a word-level corpus ({', '.join(word_corpora)}); "
             f"got {args.dataset!r}."
         )
-    start = time.perf_counter()
-    model = KneserNeyLM(order=args.order).fit(corpus.tokens("train", args.data_dir))
-    fitted = time.perf_counter()
-    perplexity = model.perplexity(corpus.tokens(args.split, args.data_dir))
-    result = {
-        "dataset": corpus.name,
-        "split": args.split,
-        "order": args.order,
-        "perplexity": perplexity,
-        "fit_seconds": round(fitted - start, 2),
-        "score_seconds": round(time.perf_counter() - fitted, 2),
-    }
+    result = baseline(corpus, args.split, args.order, args.data_dir)
     if args.json:
         return result
     print(
         f"Kneser-Ney {args.order}-gram on {corpus.name} {args.split}: "
-        f"perplexity {perplexity:.1f} (fit {result['fit_seconds']} s, "
+        f"perplexity {result['perplexity']:.1f} (fit {result['fit_seconds']} s, "
         f"scoring {result['score_seconds']} s)"
     )
     return None

@@ -14,6 +14,7 @@ normalizers (`c(h•)`, `N₁(h•)`, `N₂(h•)`, `N₃₊(h•)`) are summed 
 """
 
 import math
+import time
 
 import numpy as np
 
@@ -233,6 +234,22 @@ def _interpolation_weights(history, count, num_histories):
     gamma = np.where(seen, mass / np.where(seen, total, 1.0), 1.0)
     alpha = np.maximum(count - discount, 0.0) / total[history]
     return alpha, gamma, discounts
+
+
+def baseline(corpus, split="test", order=5, data_dir=None):
+    """The `order`-gram model fitted on a word corpus's training split, scored
+    on `split`: what `keras-nlm ngram` prints and model cards quote."""
+    start = time.perf_counter()
+    model = KneserNeyLM(order).fit(corpus.tokens("train", data_dir))
+    fitted = time.perf_counter()
+    return {
+        "dataset": corpus.name,
+        "split": split,
+        "order": order,
+        "perplexity": model.perplexity(corpus.tokens(split, data_dir)),
+        "fit_seconds": round(fitted - start, 2),
+        "score_seconds": round(time.perf_counter() - fitted, 2),
+    }
 
 
 def _modified_discounts(count):

@@ -2,15 +2,17 @@
 
     keras-nlm publish runs/lstm_ptb_small --name lstm_ptb_small
 
-copies the run's preset to `zoo/<name>/`, measures it with `keras-nlm evaluate`
-under each backend (a fresh process per backend, so each one really loads the
-checkpoint), scores the n-gram baseline on the same split, generates samples,
+copies the run's preset to `zoo/<name>/`, measures it with
+`keras_nlm.evaluation` under each backend (this process's backend here, each
+other one in a fresh process, `python -m keras_nlm.training.publish`, which
+writes its measurements to a JSON file), scores the n-gram baseline on the same split, generates samples,
 and records all of it in `metadata.json`, with a quick check (the perplexity or
 BLEU of the first few hundred test tokens or sentences) that the zoo's tests
 compare against on every backend. It then writes `SHA256SUMS` and the model
 card, `README.md`. Every number on the card is one measured here.
 """
 
+import importlib.util
 import json
 import os
 import pathlib
@@ -21,8 +23,9 @@ import subprocess
 import sys
 
 import keras
+import keras_hub
 
-from keras_nlm import datasets, presets
+from keras_nlm import baselines, datasets, evaluation, presets
 from keras_nlm.evaluation import BLEU_MAX_LENGTH
 from keras_nlm.files import write_json
 
@@ -30,22 +33,57 @@ BACKENDS = ("tensorflow", "jax", "torch")
 
 CHECK_LIMIT = 500
 SAMPLE_SOURCES = 3
+SAMPLE_LENGTH = 40  # tokens of a generated sample, the prompt's included
+TRANSLATION_LENGTH = 50
 
 
-def _cli(backend, *args, data_dir=None):
-    """One `keras-nlm ... --json` run under `backend`, in a fresh process."""
+def measure(target, data_dir=None, first=True):
+    """What `publish` records of the preset `target` under this process's
+    backend: its `evaluations` per split; with `first` (the first backend),
+    also the quick `check`, the n-gram `baseline` and the `samples`."""
+    model = presets.load_preset(target)
+    recipe = presets.load_metadata(target)["recipe"]
+    corpus = datasets.get(recipe["dataset"])
+
+    def evaluate(split, limit=None):
+        result = evaluation.evaluate(
+            model, corpus.name, split, recipe.get("languages"), None, data_dir, limit
+        )
+        return {"model": str(target), "dataset": corpus.name, "split": split, **result}
+
+    measured = {"evaluations": {s: evaluate(s) for s in ("validation", "test")}}
+    if first:
+        measured["check"] = {**evaluate("test", CHECK_LIMIT), "limit": CHECK_LIMIT}
+        if isinstance(corpus, datasets.corpora.WordCorpus):
+            measured["baseline"] = baselines.baseline(corpus, data_dir=data_dir)
+        measured["samples"] = _samples(model, recipe, data_dir)
+    return measured
+
+
+def _measure_under(backend, target, data_dir, first):
+    """`measure` under `backend`: here if it is this process's, else in a
+    fresh process that first imports the module of the model's class when it
+    is not keras-nlm's (a family of the user's own)."""
+    if backend == keras.backend.backend():
+        return measure(target, data_dir, first)
+    module = type(presets.load_preset(target)).__module__
+    if module == "__main__":
+        raise ValueError(
+            f"The model class of {target} is defined in the script being run; "
+            "define it in a module, which the other backends' processes import."
+        )
+    plugin = [] if module.startswith("keras_nlm.") else [sys.modules[module].__file__]
+    output = target.parent / f"{target.name}.{backend}.partial.json"
+    command = [sys.executable, "-m", "keras_nlm.training.publish", str(target)]
+    command += [str(output), str(data_dir or ""), str(int(first)), *plugin]
     env = dict(os.environ, KERAS_BACKEND=backend)
-    if data_dir:
-        env[datasets.registry.MIRROR_VARIABLE] = str(data_dir)
-    done = subprocess.run(
-        [sys.executable, "-m", "keras_nlm.cli", *args, "--json"],
-        env=env,
-        capture_output=True,
-        text=True,
-    )
+    done = subprocess.run(command, env=env, capture_output=True, text=True)
     if done.returncode:
-        raise RuntimeError(f"keras-nlm {' '.join(args)} failed:\n{done.stderr}")
-    return json.loads(done.stdout.strip().splitlines()[-1])
+        raise RuntimeError(f"Measuring {target} under {backend} failed:\n{done.stderr}")
+    try:
+        return json.loads(output.read_text("utf-8"))
+    finally:
+        output.unlink()
 
 
 def _check_target(run, target):
@@ -125,32 +163,33 @@ def store_weights_as_float16(path):
     os.replace(halved, path)
 
 
-def _samples(backend, target, recipe, data_dir):
+def _samples(model, recipe, data_dir):
     if recipe.get("languages"):
         corpus = datasets.get(recipe["dataset"])
         pairs = corpus.pairs("test", *recipe["languages"], data_dir=data_dir)
+        beam = keras_hub.samplers.BeamSampler(5)
         return [
             {
                 "source": source,
                 "reference": reference,
-                "greedy": _cli(backend, "translate", str(target), source)[
-                    "translation"
-                ],
-                "beam_5": _cli(
-                    backend, "translate", str(target), source, "--beam", "5"
-                )["translation"],
+                "greedy": model.translate(source, TRANSLATION_LENGTH),
+                "beam_5": model.translate(source, TRANSLATION_LENGTH, sampler=beam),
             }
             for source, reference in pairs[:SAMPLE_SOURCES]
         ]
-    samples = []
-    for prompt in presets.PROMPTS[recipe["dataset"]]:
-        for sampler in ("greedy", "top_k"):
-            options = ["--sampler", sampler, "--max-length", "40", "--seed", "1"]
-            result = _cli(backend, "generate", str(target), prompt, *options)
-            samples.append(
-                {"prompt": prompt, "sampler": sampler, "text": result["text"]}
-            )
-    return samples
+    samplers = {
+        "greedy": keras_hub.samplers.GreedySampler,
+        "top_k": lambda: keras_hub.samplers.TopKSampler(k=5, seed=1),
+    }
+    return [
+        {
+            "prompt": prompt,
+            "sampler": name,
+            "text": model.generate(prompt, SAMPLE_LENGTH, sampler=make()),
+        }
+        for prompt in presets.PROMPTS[recipe["dataset"]]
+        for name, make in samplers.items()
+    ]
 
 
 def _hardware():
@@ -176,26 +215,11 @@ def publish(run, name, zoo=None, backends=BACKENDS, data_dir=None):
     store_weights_as_float16(target / presets.WEIGHTS_FILE)
     metadata["weights_dtype"] = "float16"
     presets.write_manifest(target)
-    recipe = metadata["recipe"]
-    dataset = recipe["dataset"]
-
-    evaluate = ["evaluate", str(target), "--dataset", dataset]
-    metadata["evaluations"] = {
-        backend: {
-            split: _cli(backend, *evaluate, "--split", split, data_dir=data_dir)
-            for split in ("validation", "test")
-        }
-        for backend in backends
-    }
-    metadata["check"] = _cli(
-        backends[0], *evaluate, "--limit", str(CHECK_LIMIT), data_dir=data_dir
-    )
-    metadata["check"]["limit"] = CHECK_LIMIT
-    if isinstance(datasets.get(dataset), datasets.corpora.WordCorpus):
-        metadata["baseline"] = _cli(
-            backends[0], "ngram", "--dataset", dataset, data_dir=data_dir
-        )
-    metadata["samples"] = _samples(backends[0], target, recipe, data_dir)
+    metadata["evaluations"] = {}
+    for i, backend in enumerate(backends):
+        measured = _measure_under(backend, target, data_dir, first=i == 0)
+        metadata["evaluations"][backend] = measured.pop("evaluations")
+        metadata.update(measured)
     metadata["hardware"] = _hardware()
     write_json(target / presets.METADATA_FILE, metadata)
     presets.write_manifest(target)
@@ -389,3 +413,13 @@ def model_card(name, metadata):
         values = " | ".join(f"{epoch[c]:.4g}" for c in columns)
         lines.append(f"| {epoch['epoch']} | {values} |")
     return "\n".join(lines) + "\n"
+
+
+if __name__ == "__main__":
+    # `_measure_under`'s worker: TARGET OUTPUT DATA_DIR FIRST [PLUGIN.py ...].
+    target, output, data_dir, first, *plugins = sys.argv[1:]
+    for path in plugins:
+        spec = importlib.util.spec_from_file_location(pathlib.Path(path).stem, path)
+        spec.loader.exec_module(importlib.util.module_from_spec(spec))
+    measured = measure(pathlib.Path(target), data_dir or None, first == "1")
+    write_json(pathlib.Path(output), measured)
