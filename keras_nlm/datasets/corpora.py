@@ -118,7 +118,7 @@ class ParallelCorpus:
         if source == target:
             raise ValueError("`source` and `target` must be different languages.")
 
-    def _rows(self, split, data_dir):
+    def rows(self, split="train", data_dir=None):
         """The split's aligned sentences, one `{language: sentence}` each."""
         _check_split(self, split)
         if "all" not in self.split_files:
@@ -146,12 +146,12 @@ class ParallelCorpus:
         source = source or self.languages[0]
         target = target or self.languages[1]
         self._check_languages(source, target)
-        return [(row[source], row[target]) for row in self._rows(split, data_dir)]
+        return [(row[source], row[target]) for row in self.rows(split, data_dir)]
 
     def statistics(self, data_dir=None):
         stats = {}
         for split in SPLITS:
-            rows = self._rows(split, data_dir)
+            rows = self.rows(split, data_dir)
             stats[split] = {"pairs": len(rows)}
             for language in self.languages:
                 words = sum(len(row[language].split()) for row in rows)

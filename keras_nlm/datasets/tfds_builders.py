@@ -39,7 +39,7 @@ class _CorpusBuilder(tfds.core.GeneratorBasedBuilder):
 
     def _generate_examples(self, split):
         if isinstance(self.corpus, ParallelCorpus):
-            rows = self.corpus._rows(split, data_dir=None)
+            rows = self.corpus.rows(split)
         elif isinstance(self.corpus, CharacterCorpus):
             rows = [{"text": line} for line in self.corpus.text(split).splitlines(True)]
         else:
