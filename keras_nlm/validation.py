@@ -387,3 +387,51 @@ class CheckedData(DataAdapter):
 
     def on_epoch_end(self):
         self.adapter.on_epoch_end()
+
+
+def holds_arrays(x):
+    """Numpy arrays, nested lists of numbers, or another framework's tensors
+    (not this backend's tensors, not datasets)."""
+    if isinstance(x, dict):
+        return bool(x) and all(holds_arrays(v) for v in x.values())
+    if isinstance(x, np.ndarray):
+        return True
+    if is_foreign_array(x):
+        return True
+    return isinstance(x, (list, tuple)) and not any(
+        ops.is_tensor(v) or isinstance(v, (dict, str)) for v in x
+    )
+
+
+def as_arrays(x, argument="inputs"):
+    if isinstance(x, dict):
+        return {k: as_arrays(v, argument) for k, v in x.items()}
+    try:
+        return np.asarray(x)
+    except ValueError:
+        raise ValueError(
+            f"`{argument}` must be a rectangular array of token ids (pad the rows "
+            "to one length); got rows of different lengths."
+        ) from None
+
+
+def refuse_ragged(x, argument):
+    """Ragged and sparse tensors hold rows of different lengths, which the
+    models read as padded rectangles only: say so rather than fail inside."""
+    kind = type(x).__name__
+    if kind in ("RaggedTensor", "SparseTensor"):
+        raise ValueError(
+            f"`{argument}` must be a dense (batch, time) tensor of token ids; got a "
+            f"tf.{kind}: pad it first (`.to_tensor()`, `tf.sparse.to_dense`)."
+        )
+
+
+def is_text(inputs):
+    """A string or a non-empty list of strings (rather than token ids)."""
+    if isinstance(inputs, str):
+        return True
+    return (
+        isinstance(inputs, (list, tuple))
+        and len(inputs) > 0
+        and all(isinstance(x, str) for x in inputs)
+    )

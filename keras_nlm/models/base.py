@@ -1,81 +1,19 @@
 import inspect
 
 import keras
-import numpy as np
-from keras import ops
 from keras.src.trainers.data_adapters import get_data_adapter
 
+from keras_nlm.losses import SparseCategoricalCrossentropy
 from keras_nlm.validation import (
     CheckedData,
+    as_arrays,
     check_token_ids,
     guard_step,
-    is_foreign_array,
+    holds_arrays,
+    is_text,
     pipeline_errors,
+    refuse_ragged,
 )
-
-
-@keras.saving.register_keras_serializable(package="keras_nlm")
-class SparseCategoricalCrossentropy(keras.losses.SparseCategoricalCrossentropy):
-    """Keras's loss, computed without copies of the logits.
-
-    PyTorch's cross-entropy wants the classes on axis 1, so for 3-D logits
-    Keras's PyTorch backend moves them there, and the log-softmax then runs
-    over a strided view of a language model's largest tensor, copied forward
-    and backward: here time is folded into the batch instead. On JAX, see
-    `_picked_log_probabilities`; with `ignore_class`, see `call`. The same
-    per-token losses come back, in the same shape, with the same mask.
-    """
-
-    def __init__(self, from_logits=False, ignore_class=None, **kwargs):
-        super().__init__(from_logits=from_logits, ignore_class=ignore_class, **kwargs)
-        self.ignore_class = ignore_class
-
-    def call(self, y_true, y_pred):
-        if len(y_true.shape) != len(y_pred.shape) - 1:
-            return super().call(y_true, y_pred)
-        kept = None
-        if self.ignore_class is not None:
-            # Keras also zeroes the ignored tokens' logits, a `where` over the
-            # largest tensor, forward and backward (a fifth of a Seq2Seq
-            # training step on PyTorch); zeroing their losses is enough.
-            kept = ops.not_equal(y_true, self.ignore_class)
-            y_true = ops.where(kept, y_true, 0)
-        losses = self._per_token_losses(y_true, y_pred)
-        if kept is not None:
-            losses = ops.where(kept, losses, 0.0)
-            # As Keras's own loss does: the mean then counts the kept tokens only.
-            keras.src.backend.set_keras_mask(losses, kept)
-        return losses
-
-    def _per_token_losses(self, y_true, y_pred):
-        backend = keras.backend.backend()
-        if backend == "jax" and self.from_logits:
-            return self._picked_log_probabilities(y_true, y_pred)
-        kwargs = {**self._fn_kwargs, "ignore_class": None}
-        if backend == "torch" and len(y_pred.shape) == 3:
-            losses = self.fn(
-                ops.reshape(y_true, (-1,)),
-                ops.reshape(y_pred, (-1, y_pred.shape[-1])),
-                **kwargs,
-            )
-            return ops.reshape(losses, ops.shape(y_true))
-        # TensorFlow has a fused kernel.
-        return self.fn(y_true, y_pred, **kwargs)
-
-    def _picked_log_probabilities(self, y_true, y_pred):
-        """`logsumexp(z) - z[label]`, each label's logit picked.
-
-        Keras's JAX backend multiplies the log-probabilities by one-hot
-        labels, another tensor of the logits' size forward and backward
-        (small LSTM LM training: 0.72-0.77 of native PyTorch -> 0.84); picking
-        the label's log-probability from `log_softmax` still makes JAX's
-        backward pass run several more passes over the logits than the
-        `logsumexp` form, whose gradient is just `softmax(z) - onehot`
-        (fused loss and gradient for (400, 10,000) logits: 57.6 -> 34.5 ms).
-        """
-        labels = ops.expand_dims(ops.cast(y_true, "int32"), -1)
-        picked = ops.squeeze(ops.take_along_axis(y_pred, labels, axis=-1), -1)
-        return ops.logsumexp(y_pred, axis=-1) - picked
 
 
 class Model(keras.Model):
@@ -144,9 +82,9 @@ class Model(keras.Model):
 
     def __call__(self, *args, **kwargs):
         if args:
-            _refuse_ragged(args[0], "inputs")
-        if args and _holds_arrays(args[0]):
-            inputs = _as_arrays(args[0])
+            refuse_ragged(args[0], "inputs")
+        if args and holds_arrays(args[0]):
+            inputs = as_arrays(args[0])
             self.check_inputs(inputs)  # before a backend converts the values
             args = (inputs, *args[1:])
         built = self.built
@@ -164,8 +102,8 @@ class Model(keras.Model):
         """`fit` / `evaluate` / `predict` data, checked before any step runs:
         in-memory arrays at once, datasets batch by batch as they are read
         (`CheckedData`). Returns what to pass to Keras."""
-        _refuse_ragged(x, "x")
-        if _holds_arrays(x):
+        refuse_ragged(x, "x")
+        if holds_arrays(x):
             self._check_batch(x, y)
             return x
         if x is None or isinstance(x, CheckedData) or y is not None:
@@ -176,11 +114,11 @@ class Model(keras.Model):
     def _check_batch(self, x, y=None):
         """Checks one batch (or all in-memory data): arrays and nested lists
         as they are, before a backend converts them; tensors as they come."""
-        _refuse_ragged(x, "x")
-        x = _as_arrays(x) if _holds_arrays(x) else x
+        refuse_ragged(x, "x")
+        x = as_arrays(x) if holds_arrays(x) else x
         self.check_inputs(x)
         if y is not None and self._checks_labels():
-            y = _as_arrays(y, "y") if _holds_arrays(y) else y
+            y = as_arrays(y, "y") if holds_arrays(y) else y
             self._check_label_shape(x, y)
             check_token_ids(y, self.label_size, "y", self.label_size_argument)
 
@@ -391,54 +329,6 @@ def token_ids_spec(length=None):
     return keras.InputSpec(shape=(None, length), dtype="int32")
 
 
-def _holds_arrays(x):
-    """Numpy arrays, nested lists of numbers, or another framework's tensors
-    (not this backend's tensors, not datasets)."""
-    if isinstance(x, dict):
-        return bool(x) and all(_holds_arrays(v) for v in x.values())
-    if isinstance(x, np.ndarray):
-        return True
-    if is_foreign_array(x):
-        return True
-    return isinstance(x, (list, tuple)) and not any(
-        ops.is_tensor(v) or isinstance(v, (dict, str)) for v in x
-    )
-
-
-def _as_arrays(x, argument="inputs"):
-    if isinstance(x, dict):
-        return {k: _as_arrays(v, argument) for k, v in x.items()}
-    try:
-        return np.asarray(x)
-    except ValueError:
-        raise ValueError(
-            f"`{argument}` must be a rectangular array of token ids (pad the rows "
-            "to one length); got rows of different lengths."
-        ) from None
-
-
-def _refuse_ragged(x, argument):
-    """Ragged and sparse tensors hold rows of different lengths, which the
-    models read as padded rectangles only: say so rather than fail inside."""
-    kind = type(x).__name__
-    if kind in ("RaggedTensor", "SparseTensor"):
-        raise ValueError(
-            f"`{argument}` must be a dense (batch, time) tensor of token ids; got a "
-            f"tf.{kind}: pad it first (`.to_tensor()`, `tf.sparse.to_dense`)."
-        )
-
-
-def is_text(inputs):
-    """A string or a non-empty list of strings (rather than token ids)."""
-    if isinstance(inputs, str):
-        return True
-    return (
-        isinstance(inputs, (list, tuple))
-        and len(inputs) > 0
-        and all(isinstance(x, str) for x in inputs)
-    )
-
-
 class LanguageModel(Model):
     """A model of `P(next word | words before)` that can generate text.
 
@@ -464,7 +354,9 @@ class LanguageModel(Model):
       ids, yields `(logits, targets)` chunk by chunk, each token of
       `stream[1:]` predicted from all the tokens before it.
     - `stream_batches(ids, batch_size, sequence_length, start_id, shuffle,
-      seed, epoch)`: the `keras.utils.PyDataset` a recipe trains it on.
+      seed, epoch, variable_length=False)`: the `keras.utils.PyDataset` a
+      recipe trains it on (`variable_length`: Merity et al.'s random BPTT
+      lengths, for recurrent models).
     """
 
     def prepare_prompts(self, buffer, mask, index, start_id):
@@ -480,7 +372,15 @@ class LanguageModel(Model):
         raise NotImplementedError
 
     def stream_batches(
-        self, ids, batch_size, sequence_length, start_id, shuffle, seed, epoch
+        self,
+        ids,
+        batch_size,
+        sequence_length,
+        start_id,
+        shuffle,
+        seed,
+        epoch,
+        variable_length=False,
     ):
         raise NotImplementedError
 

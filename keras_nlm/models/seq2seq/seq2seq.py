@@ -3,12 +3,13 @@ from keras import ops
 
 from keras_nlm.layers import EncoderDecoderAttention, RecurrentStack, TokenEmbedding
 from keras_nlm.layers.dropout import seeded_dropout
-from keras_nlm.models.base import Model, is_text, token_ids_spec
+from keras_nlm.models.base import Model, token_ids_spec
 from keras_nlm.validation import (
     check_choice,
     check_positive_int,
     check_rate,
     check_token_tensor,
+    is_text,
 )
 
 

@@ -2,7 +2,7 @@ import keras
 import numpy as np
 import pytest
 
-from keras_nlm.models.base import SparseCategoricalCrossentropy
+from keras_nlm.losses import SparseCategoricalCrossentropy
 
 
 @pytest.mark.parametrize("ignore_class", [None, 0])
