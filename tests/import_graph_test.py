@@ -76,6 +76,16 @@ def test_the_import_graph_has_no_circles():
     assert _circles(graph) == []
 
 
+def test_no_runtime_module_imports_the_test_support_module():
+    modules = _modules()
+    importers = [
+        name
+        for name, path in modules.items()
+        if "keras_nlm.testing" in _imports(name, path, modules)
+    ]
+    assert importers == []
+
+
 def test_a_circle_is_found():
     graph = {"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}
     assert _circles(graph) == [["a", "b", "c"]]
