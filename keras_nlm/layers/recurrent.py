@@ -1,7 +1,9 @@
+import contextlib
+
 import keras
 from keras import ops
 
-from keras_nlm.layers.dropout import seeded_dropout
+from keras_nlm.layers.dropout import LockedDropout, draw_seed, seeded_dropout
 from keras_nlm.validation import check_choice, check_positive_int, check_rate
 
 
@@ -70,56 +72,130 @@ def _torch_fused_rnn(layer, sequences, initial_state, kernel, recurrent_kernel, 
     return outputs[:, -1], outputs, [s[0] for s in states]
 
 
+@contextlib.contextmanager
+def _recurrent_kernel_as(cell, recurrent_kernel):
+    """Keras's cells read `self.recurrent_kernel` in `call`, and Keras's LSTM
+    and GRU hand it to the backend's fused kernels (TensorFlow's cuDNN):
+    within this context it is the tensor `recurrent_kernel`, as Keras's RNN
+    keeps one call's dropout masks on its cell. The variable itself is left
+    alone and put back on exit."""
+    variable = cell.recurrent_kernel
+    # `object.__setattr__`: a tensor for one call, not a tracked attribute.
+    object.__setattr__(cell, "recurrent_kernel", recurrent_kernel)
+    try:
+        yield
+    finally:
+        object.__setattr__(cell, "recurrent_kernel", variable)
+
+
+class _WeightDropped:
+    """What our LSTM and GRU share: weight drop and PyTorch's fused kernels.
+
+    Weight drop (Wan et al. 2013's DropConnect on the hidden-to-hidden
+    weights, as in Merity et al. 2017's AWD-LSTM) masks the recurrent kernel
+    `R` once per call in training, one mask for the whole batch and every
+    time step:
+
+        R' = M ⊙ R / (1 − p),   M ~ Bernoulli(1 − p)^(h × gates·h)
+
+    the input kernel and the biases untouched. `R'` is a tensor computed in
+    the call (the variable `R` is never changed) and both paths read it: the
+    fused kernel takes it as its weight and Keras's loop of cells reads it
+    as the cell's `recurrent_kernel` (`_recurrent_kernel_as`).
+    Subclasses convert the weights for PyTorch in `_torch_weights`.
+    """
+
+    def __init__(self, units, weight_dropout=0.0, **kwargs):
+        super().__init__(units, **kwargs)
+        self.weight_dropout = check_rate(weight_dropout, "weight_dropout")
+        # Without weight drop the layer holds what Keras's does.
+        if self.weight_dropout:
+            self.weight_dropout_seed_generator = keras.random.SeedGenerator(draw_seed())
+
+    def inner_loop(self, sequences, initial_state, mask, training=False):
+        cell = self.cell
+        dropped = training and self.weight_dropout
+        recurrent_kernel = cell.recurrent_kernel.value
+        if dropped:
+            recurrent_kernel = keras.random.dropout(
+                recurrent_kernel,
+                self.weight_dropout,
+                seed=self.weight_dropout_seed_generator,
+            )
+        if _fusable(self, mask):
+            return _torch_fused_rnn(
+                self,
+                sequences,
+                initial_state,
+                *self._torch_weights(
+                    cell.kernel.value, recurrent_kernel, cell.bias.value
+                ),
+            )
+        if not dropped:
+            return super().inner_loop(sequences, initial_state, mask, training)
+        with _recurrent_kernel_as(cell, recurrent_kernel):
+            return super().inner_loop(sequences, initial_state, mask, training)
+
+    def get_config(self):
+        config = super().get_config()
+        config["weight_dropout"] = self.weight_dropout
+        return config
+
+
 @keras.saving.register_keras_serializable(package="keras_nlm")
-class LSTM(keras.layers.LSTM):
-    """`keras.layers.LSTM`, run by PyTorch's fused LSTM on CPU too.
+class LSTM(_WeightDropped, keras.layers.LSTM):
+    """`keras.layers.LSTM`, run by PyTorch's fused LSTM on CPU too, with weight drop.
 
     Keras's PyTorch backend uses the fused kernel on CUDA only and otherwise
     loops over time steps in Python. The weights keep Keras's layout (and
     checkpoints their format: weight files are keyed by the class name,
     hence `LSTM`); they are converted in each call, which autograd follows.
+
+    Args:
+        units: `h`, the state size.
+        weight_dropout: `p`, weight drop's rate on the recurrent kernel
+            (see `_WeightDropped`), in [0, 1); 0 turns it off.
+        **kwargs: other `keras.layers.LSTM` arguments.
+
+    Example:
+    >>> lstm = LSTM(32, weight_dropout=0.5, return_sequences=True)
+    >>> lstm(np.zeros((4, 10, 8)), training=True).shape
+    (4, 10, 32)
     """
 
-    def inner_loop(self, sequences, initial_state, mask, training=False):
-        if not _fusable(self, mask):
-            return super().inner_loop(sequences, initial_state, mask, training)
+    def _torch_weights(self, kernel, recurrent_kernel, bias):
         # Keras's gates (i, f, c, o) are PyTorch's (i, f, g, o), in the same
         # order; Keras's one bias serves as b_ih, with b_hh = 0.
-        cell = self.cell
-        bias = cell.bias.value
-        return _torch_fused_rnn(
-            self,
-            sequences,
-            initial_state,
-            cell.kernel.value,
-            cell.recurrent_kernel.value,
-            (bias, ops.zeros_like(bias)),
-        )
+        return kernel, recurrent_kernel, (bias, ops.zeros_like(bias))
 
 
 @keras.saving.register_keras_serializable(package="keras_nlm")
-class GRU(keras.layers.GRU):
+class GRU(_WeightDropped, keras.layers.GRU):
     """`keras.layers.GRU` (`reset_after=True`), run by PyTorch's fused GRU on
-    CPU too; see `LSTM`."""
+    CPU too, with weight drop; see `LSTM`.
 
-    def inner_loop(self, sequences, initial_state, mask, training=False):
-        if not _fusable(self, mask):
-            return super().inner_loop(sequences, initial_state, mask, training)
+    Args:
+        units: `h`, the state size.
+        weight_dropout: `p`, weight drop's rate on the recurrent kernel, in
+            [0, 1); 0 turns it off.
+        **kwargs: other `keras.layers.GRU` arguments.
+
+    Example:
+    >>> gru = GRU(32, weight_dropout=0.5, return_sequences=True)
+    >>> gru(np.zeros((4, 10, 8)), training=True).shape
+    (4, 10, 32)
+    """
+
+    def _torch_weights(self, kernel, recurrent_kernel, bias):
         # Keras orders the gates (z, r, h), PyTorch (r, z, n): same equations,
         # h' = z h + (1 - z) tanh(x W_h + b_h + r (h U_h + b'_h)). The bias
         # rows are the input bias and the recurrent bias.
-        cell = self.cell
-
         def r_z_h(w):
             z, r, h = ops.split(w, 3, axis=-1)
             return ops.concatenate([r, z, h], axis=-1)
 
-        kernel, recurrent_kernel, bias = (
-            r_z_h(w.value) for w in (cell.kernel, cell.recurrent_kernel, cell.bias)
-        )
-        return _torch_fused_rnn(
-            self, sequences, initial_state, kernel, recurrent_kernel, (bias[0], bias[1])
-        )
+        bias = r_z_h(bias)
+        return r_z_h(kernel), r_z_h(recurrent_kernel), (bias[0], bias[1])
 
 
 # The course's three recurrent cells, as Keras implements them (fused kernels
@@ -151,7 +227,11 @@ class RecurrentStack(keras.layers.Layer):
         num_layers: how many layers are stacked.
         bidirectional: run each layer forwards and backwards.
         dropout: dropout rate between layers (on non-recurrent connections,
-            as in Zaremba et al. 2014).
+            as in Zaremba et al. 2014), a new mask at every time step.
+        hidden_dropout: locked (variational) dropout between layers, one
+            mask per sequence (`LockedDropout`; AWD-LSTM's `dropouth`).
+        weight_dropout: weight drop on every layer's recurrent kernel, one
+            mask per call (`LSTM`; AWD-LSTM's `wdrop`); LSTM and GRU cells.
         return_sequences: return every time step of the top layer (`True`) or
             only its last one.
 
@@ -178,6 +258,8 @@ class RecurrentStack(keras.layers.Layer):
         num_layers=1,
         bidirectional=False,
         dropout=0.0,
+        hidden_dropout=0.0,
+        weight_dropout=0.0,
         return_sequences=True,
         **kwargs,
     ):
@@ -187,10 +269,19 @@ class RecurrentStack(keras.layers.Layer):
         self.num_layers = check_positive_int(num_layers, "num_layers")
         self.bidirectional = bidirectional
         self.dropout = check_rate(dropout, "dropout")
+        self.hidden_dropout = check_rate(hidden_dropout, "hidden_dropout")
+        self.weight_dropout = check_rate(weight_dropout, "weight_dropout")
+        if self.weight_dropout and cell == "simple":
+            raise ValueError(
+                "`weight_dropout` masks an LSTM's or GRU's recurrent kernel; "
+                "use cell='lstm' or cell='gru' (got cell='simple')."
+            )
         self.return_sequences = return_sequences
         layer_class, self.state_count = CELLS[cell]
         if bidirectional:
             self.state_count *= 2
+        # Only LSTM and GRU take it (checked above).
+        weight_drop = {"weight_dropout": self.weight_dropout} if weight_dropout else {}
         self.recurrent_layers = []
         for i in range(num_layers):
             layer = layer_class(
@@ -198,11 +289,13 @@ class RecurrentStack(keras.layers.Layer):
                 return_sequences=return_sequences or i < num_layers - 1,
                 return_state=True,
                 name=f"{cell}_{i}",
+                **weight_drop,
             )
             if bidirectional:
                 layer = keras.layers.Bidirectional(layer, name=f"bidirectional_{i}")
             self.recurrent_layers.append(layer)
         self.dropout_layer = seeded_dropout(self.dropout)
+        self.hidden_dropout_layer = LockedDropout(self.hidden_dropout)
         self.supports_masking = True
 
     @property
@@ -226,6 +319,7 @@ class RecurrentStack(keras.layers.Layer):
         for i, layer in enumerate(self.recurrent_layers):
             if i > 0:
                 x = self.dropout_layer(x, training=training)
+                x = self.hidden_dropout_layer(x, training=training)
             x, *layer_states = layer(
                 x,
                 initial_state=None if initial_state is None else initial_state[i],
@@ -318,6 +412,8 @@ class RecurrentStack(keras.layers.Layer):
                 "num_layers": self.num_layers,
                 "bidirectional": self.bidirectional,
                 "dropout": self.dropout,
+                "hidden_dropout": self.hidden_dropout,
+                "weight_dropout": self.weight_dropout,
                 "return_sequences": self.return_sequences,
             }
         )

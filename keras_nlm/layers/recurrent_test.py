@@ -90,7 +90,7 @@ def test_serializes():
     )
 
 
-def _outputs_and_gradients(layer, x, states, mask=None, kept=None):
+def _outputs_and_gradients(layer, x, states, mask=None, kept=None, training=False):
     """The layer's outputs and final states, and the gradients of a fixed
     random weighting of them with respect to its weights, inputs and states;
     outputs where `kept` (batch, time) is False (padding) weigh nothing and
@@ -119,6 +119,7 @@ def _outputs_and_gradients(layer, x, states, mask=None, kept=None):
                 x,
                 initial_state=states,
                 mask=mask,
+                training=training,
             )
             return loss_of(outputs), outputs
 
@@ -133,7 +134,7 @@ def _outputs_and_gradients(layer, x, states, mask=None, kept=None):
         x, states = tf.constant(x), [tf.constant(s) for s in states]
         with tf.GradientTape() as tape:
             tape.watch([x, *states])
-            outputs = layer(x, initial_state=states, mask=mask)
+            outputs = layer(x, initial_state=states, mask=mask, training=training)
             loss = loss_of(outputs)
         grads = tape.gradient(loss, [*layer.trainable_variables, x, *states])
     else:
@@ -141,7 +142,7 @@ def _outputs_and_gradients(layer, x, states, mask=None, kept=None):
 
         x = torch.tensor(x, requires_grad=True)
         states = [torch.tensor(s, requires_grad=True) for s in states]
-        outputs = layer(x, initial_state=states, mask=mask)
+        outputs = layer(x, initial_state=states, mask=mask, training=training)
         grads = torch.autograd.grad(
             loss_of(outputs),
             [v.value for v in layer.trainable_variables] + [x, *states],
@@ -156,16 +157,20 @@ class _Slides(keras.layers.Layer):
     """The slides' equations (`cells.lstm_step` / `gru_step`) looped over
     time as Keras's recurrent layers are called: a masked step keeps the
     state (and repeats the last output), `go_backwards` reads the sequence
-    from its end and returns the outputs in that order."""
+    from its end and returns the outputs in that order. `recurrent_kernel`
+    replaces the layer's (weight drop's dropped matrix)."""
 
-    def __init__(self, layer):
+    def __init__(self, layer, recurrent_kernel=None):
         super().__init__()
         self.layer = layer  # whose weights the equations read
+        self.recurrent_kernel = recurrent_kernel
         self.supports_masking = True
         self.built = True  # no weights of its own
 
-    def call(self, x, initial_state, mask=None):
+    def call(self, x, initial_state, mask=None, training=None):
         W, R, b = (w.value for w in self.layer.cell.weights)
+        if self.recurrent_kernel is not None:
+            R = self.recurrent_kernel
         lstm = len(initial_state) == 2
         states, outputs = list(initial_state), []
         output = ops.zeros_like(states[0])
@@ -220,3 +225,110 @@ def test_recurrent_layers_compute_the_slides_equations(cell, go_backwards, maske
     assert len(got) == len(expected)
     for got, want in zip(got, expected):
         np.testing.assert_allclose(got, want, atol=1e-5)
+
+
+def _inputs(cell):
+    x = np.random.default_rng(0).normal(size=(3, 6, 4)).astype("float32")
+    states = [np.random.default_rng(2).normal(size=(3, 5)).astype("float32")] * (
+        2 if cell == "lstm" else 1
+    )
+    return x, states
+
+
+def _numpy(tensors):
+    return [keras.ops.convert_to_numpy(t) for t in tensors]
+
+
+@pytest.mark.parametrize("cell", ["lstm", "gru"])
+def test_weight_drop_masks_only_the_recurrent_kernel_in_training(cell):
+    x, states = _inputs(cell)
+    layer = {"lstm": LSTM, "gru": GRU}[cell](
+        5, return_sequences=True, return_state=True, weight_dropout=0.5
+    )
+    layer.build(x.shape)
+    weights = layer.get_weights()
+    seed = layer.weight_dropout_seed_generator.state
+    start = keras.ops.convert_to_numpy(seed.value)
+
+    def assert_equal(got, want):
+        for got, want in zip(_numpy(got), _numpy(want)):
+            np.testing.assert_allclose(got, want, atol=1e-5)
+
+    # At inference: the undropped equations.
+    assert_equal(layer(x, initial_state=states), _Slides(layer)(x, states))
+    # In training: the same equations with R' = M ⊙ R / (1 - p), M the
+    # layer's one draw of the call; W and b as they are.
+    got = layer(x, initial_state=states, training=True)
+    seed.assign(start)
+    R = layer.cell.recurrent_kernel.value
+    dropped = keras.random.dropout(R, 0.5, seed=layer.weight_dropout_seed_generator)
+    kept = keras.ops.convert_to_numpy(dropped) != 0
+    assert 0.3 < kept.mean() < 0.7
+    assert_equal(got, _Slides(layer, recurrent_kernel=dropped)(x, states))
+    # The call computes R'; the variables keep their values.
+    for got, want in zip(layer.get_weights(), weights):
+        np.testing.assert_array_equal(got, want)
+
+
+@pytest.mark.skipif(
+    keras.backend.backend() != "torch", reason="PyTorch's fused kernels"
+)
+@pytest.mark.parametrize("cell", ["lstm", "gru"])
+def test_fused_kernel_and_keras_loop_use_the_same_dropped_matrix(cell):
+    x, states = _inputs(cell)
+    layer = {"lstm": LSTM, "gru": GRU}[cell](
+        5, return_sequences=True, return_state=True, weight_dropout=0.5
+    )
+    layer.build(x.shape)
+    seed = layer.weight_dropout_seed_generator.state
+    start = keras.ops.convert_to_numpy(seed.value)
+    assert _fusable(layer, None)
+    fused = _outputs_and_gradients(layer, x, states, training=True)
+    seed.assign(start)
+    layer.use_cudnn = False  # Keras's loop of cells
+    assert not _fusable(layer, None)
+    loop = _outputs_and_gradients(layer, x, states, training=True)
+    for got, want in zip(fused, loop):
+        np.testing.assert_allclose(got, want, atol=1e-5)
+    # Dropped: another draw gives other outputs.
+    assert not np.allclose(
+        loop[0], _outputs_and_gradients(layer, x, states, training=True)[0]
+    )
+
+
+def test_weight_drop_in_a_stack():
+    stack = RecurrentStack("gru", hidden_dim=5, num_layers=2, weight_dropout=0.3)
+    assert all(layer.weight_dropout == 0.3 for layer in stack.recurrent_layers)
+    assert RecurrentStack.from_config(stack.get_config()).weight_dropout == 0.3
+    # Off, a layer holds the variables of Keras's (the weight files' layout);
+    # on, also its seed generator's state.
+    layers = LSTM(5), keras.layers.LSTM(5), LSTM(5, weight_dropout=0.5)
+    for layer in layers:
+        layer.build((None, None, 4))
+    names = [[v.name for v in layer.variables] for layer in layers]
+    assert names[0] == names[1]
+    assert sorted(names[2]) == sorted([*names[0], "seed_generator_state"])
+    with pytest.raises(ValueError, match="`weight_dropout`.*cell='simple'"):
+        RecurrentStack("simple", weight_dropout=0.5)
+    with pytest.raises(ValueError, match="`weight_dropout`"):
+        LSTM(4, weight_dropout=1.0)
+    with pytest.raises(ValueError, match="`hidden_dropout`"):
+        RecurrentStack(hidden_dropout=-0.1)
+
+
+def test_hidden_dropout_is_locked_between_layers():
+    stack = RecurrentStack("lstm", hidden_dim=5, num_layers=2, hidden_dropout=0.5)
+    x = np.random.randn(2, 7, 4).astype("float32")
+    below = stack.recurrent_layers[0](x)[0]
+    # At inference the layers are stacked as they are,
+    undropped = stack.recurrent_layers[1](below)[0]
+    np.testing.assert_allclose(*_numpy([stack(x), undropped]), atol=1e-6)
+    # in training through one mask per sequence, the same at all 7 steps.
+    seed = stack.hidden_dropout_layer.seed_generator.state
+    start = keras.ops.convert_to_numpy(seed.value)
+    got = stack(x, training=True)
+    seed.assign(start)
+    dropped = stack.hidden_dropout_layer(below, training=True)
+    assert ((keras.ops.convert_to_numpy(dropped) == 0).sum(1) % 7 == 0).all()
+    want = stack.recurrent_layers[1](dropped)[0]
+    np.testing.assert_allclose(*_numpy([got, want]), atol=1e-6)

@@ -1,9 +1,11 @@
 import keras
 from keras import ops
 
+from keras_nlm.layers.dropout import draw_seed
 from keras_nlm.validation import (
     check_positive_int,
     check_rank,
+    check_rate,
     check_token_ids,
 )
 
@@ -22,6 +24,15 @@ class TokenEmbedding(keras.layers.Embedding):
     layer, `U = Eᵀ` (weight tying, Press & Wolf 2017): `call(B, reverse=True)`
     gives the logits `Z = B Eᵀ + b` with a bias `b` of its own.
 
+    With `embedding_dropout=p` training drops whole words (Gal & Ghahramani
+    2016; Merity et al. 2017's `embedded_dropout`): each call draws one mask
+    over the vocabulary, `m ~ Bernoulli(1 − p)ᵛ`, and looks the ids up in
+
+        E' = diag(m) E / (1 − p)
+
+    so a dropped word's vector is 0 at every one of its occurrences in the
+    batch. The output layer (`reverse=True`) reads the undropped `E`.
+
     Args:
         vocabulary_size: `v`, the number of rows of `E`.
         embedding_dim: `d`, the length of each word vector.
@@ -29,6 +40,8 @@ class TokenEmbedding(keras.layers.Embedding):
         reversible: also create the output bias `b` for `call(..., reverse=True)`.
         check_ids: check the ids' range (a model that checks its own inputs,
             naming them, turns it off to check only once).
+        embedding_dropout: `p`, the fraction of the vocabulary dropped in
+            each training call, in [0, 1).
         **kwargs: other `keras.layers.Embedding` arguments.
 
     Example:
@@ -44,6 +57,7 @@ class TokenEmbedding(keras.layers.Embedding):
         mask_zero=False,
         reversible=False,
         check_ids=True,
+        embedding_dropout=0.0,
         **kwargs,
     ):
         super().__init__(
@@ -54,6 +68,9 @@ class TokenEmbedding(keras.layers.Embedding):
         )
         self.reversible = reversible
         self.check_ids = check_ids
+        self.embedding_dropout = check_rate(embedding_dropout, "embedding_dropout")
+        if self.embedding_dropout:
+            self.seed_generator = keras.random.SeedGenerator(draw_seed())
 
     def build(self, input_shape=None):
         super().build(input_shape)
@@ -78,7 +95,7 @@ class TokenEmbedding(keras.layers.Embedding):
     def embedding_dim(self):
         return self.output_dim
 
-    def call(self, inputs, reverse=False):
+    def call(self, inputs, reverse=False, training=False):
         if reverse:
             if not self.reversible:
                 raise ValueError(
@@ -90,9 +107,19 @@ class TokenEmbedding(keras.layers.Embedding):
             return logits + self.reverse_bias
         if self.check_ids:
             inputs = check_token_ids(inputs, self.vocabulary_size, "inputs")
-        return super().call(inputs)
+        vectors = super().call(inputs)
+        if not (training and self.embedding_dropout):
+            return vectors
+        # E'[x] = m[x] E[x] / (1 − p): scaling the looked-up rows is masking
+        # E's rows, without a masked copy of the whole (v × d) matrix.
+        keep = keras.random.dropout(
+            ops.ones((self.vocabulary_size,), self.compute_dtype),
+            self.embedding_dropout,
+            seed=self.seed_generator,
+        )
+        return vectors * ops.expand_dims(ops.take(keep, inputs), -1)
 
-    def compute_output_spec(self, inputs, reverse=False):
+    def compute_output_spec(self, inputs, reverse=False, training=False):
         if reverse:
             shape = tuple(inputs.shape[:-1]) + (self.vocabulary_size,)
             return keras.KerasTensor(shape, dtype=self.compute_dtype)
@@ -104,6 +131,7 @@ class TokenEmbedding(keras.layers.Embedding):
         config["embedding_dim"] = config.pop("output_dim")
         config["reversible"] = self.reversible
         config["check_ids"] = self.check_ids
+        config["embedding_dropout"] = self.embedding_dropout
         return config
 
 
@@ -131,14 +159,14 @@ class WindowEmbedding(TokenEmbedding):
         super().__init__(vocabulary_size, embedding_dim, **kwargs)
         self.window_size = check_positive_int(window_size, "window_size")
 
-    def call(self, inputs):
+    def call(self, inputs, training=False):
         check_rank(inputs, "inputs", ("batch", f"window_size={self.window_size}"))
         if inputs.shape[1] is not None and inputs.shape[1] != self.window_size:
             raise ValueError(
                 f"`inputs` must hold window_size={self.window_size} ids per row; "
                 f"got shape {tuple(inputs.shape)}."
             )
-        vectors = super().call(inputs)  # (batch, window_size, d)
+        vectors = super().call(inputs, training=training)  # (batch, window_size, d)
         return ops.reshape(vectors, (-1, self.window_size * self.embedding_dim))
 
     def compute_mask(self, inputs, mask=None):

@@ -66,3 +66,30 @@ def test_serializes_with_course_names():
     config = layer.get_config()
     assert config["vocabulary_size"] == 20 and config["embedding_dim"] == 3
     assert WindowEmbedding.from_config(config).get_config() == config
+
+
+def test_embedding_dropout_drops_whole_words_in_training_only():
+    embedding = TokenEmbedding(50, 4, embedding_dropout=0.5)
+    embedding.build()
+    ids = np.random.default_rng(0).integers(0, 50, (8, 30))
+    E = keras.ops.convert_to_numpy(embedding.embeddings)
+    np.testing.assert_array_equal(keras.ops.convert_to_numpy(embedding(ids)), E[ids])
+    vectors = keras.ops.convert_to_numpy(embedding(ids, training=True))
+    dropped = (vectors == 0).all(-1)
+    # Every occurrence of a word is dropped or none is; the kept ones are
+    # E's rows scaled by 1 / (1 - p).
+    dropped_words = set(ids[dropped])
+    assert dropped_words and not dropped_words & set(ids[~dropped])
+    np.testing.assert_allclose(vectors[~dropped], 2 * E[ids[~dropped]], rtol=1e-6)
+    # A new mask for every call; E itself untouched.
+    again = (keras.ops.convert_to_numpy(embedding(ids, training=True)) == 0).all(-1)
+    assert (again != dropped).any()
+    np.testing.assert_array_equal(keras.ops.convert_to_numpy(embedding.embeddings), E)
+
+
+def test_embedding_dropout_is_checked_and_serialized():
+    with pytest.raises(ValueError, match="`embedding_dropout`"):
+        TokenEmbedding(10, 3, embedding_dropout=1.0)
+    config = TokenEmbedding(10, 3, embedding_dropout=0.1).get_config()
+    assert config["embedding_dropout"] == 0.1
+    assert TokenEmbedding.from_config(config).get_config() == config

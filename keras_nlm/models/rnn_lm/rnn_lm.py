@@ -1,11 +1,29 @@
+import numbers
+
 import keras
 from keras import ops
 
 from keras_nlm.datasets.batching import StreamBatches
 from keras_nlm.layers import RecurrentStack, TokenEmbedding
-from keras_nlm.layers.dropout import seeded_dropout
+from keras_nlm.layers.dropout import LockedDropout, seeded_dropout
+from keras_nlm.layers.regularization import (
+    activation_regularization,
+    temporal_activation_regularization,
+)
 from keras_nlm.models.base import LanguageModel, Model, token_ids_spec
 from keras_nlm.validation import check_positive_int, check_rate, check_token_tensor
+
+
+def _check_coefficient(value, argument):
+    """Raises unless `value` is a number >= 0 (a penalty's weight; numpy's
+    included, bools excluded); returns it as a Python `float`."""
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, numbers.Real)
+        or not value >= 0  # NaN too
+    ):
+        raise ValueError(f"`{argument}` must be a number >= 0, got {value!r}.")
+    return float(value)
 
 
 @keras.saving.register_keras_serializable(package="keras_nlm")
@@ -24,6 +42,18 @@ class RNNLM(LanguageModel):
     truncated backpropagation through time, or one new token at a time when
     generating.
 
+    Regularization (all off by default; in training only, never in `step`):
+    Zaremba et al.'s `dropout`, a new mask for every element, and Merity et
+    al.'s (2017) AWD-LSTM set, where a mask is kept for a whole sequence or
+    batch: embedding dropout drops words, `E'` = rows of `E` masked (the
+    tied output layer reads the undropped `E`); locked dropout keeps one mask
+    `m` per sequence at every step, `m ⊙ xₜ / (1 − p)`, on the embeddings,
+    between layers and on the top layer's outputs; weight drop masks the
+    recurrent kernels once per batch, `R' = M ⊙ R / (1 − p)`; and two
+    penalties are added to the loss, `AR = α · mean((m ⊙ hₜ)²)` on the top
+    layer's dropped outputs and `TAR = β · mean((hₜ − hₜ₊₁)²)` on its
+    undropped ones.
+
     Args:
         vocabulary_size: `v`.
         cell: `"simple"`, `"lstm"` or `"gru"`.
@@ -34,6 +64,17 @@ class RNNLM(LanguageModel):
             output layer (Zaremba et al.'s non-recurrent connections).
         tie_weights: share `E` as the output matrix (`U = Eᵀ`); needs
             `embedding_dim == hidden_dim`.
+        embedding_dropout: the fraction of the vocabulary whose vectors are
+            dropped in each batch, every occurrence of those words
+            (AWD-LSTM's `dropoute`).
+        input_dropout: locked dropout on the embeddings (`dropouti`).
+        hidden_dropout: locked dropout between recurrent layers (`dropouth`).
+        output_dropout: locked dropout on the top layer's outputs, before
+            the output layer (`dropout`).
+        weight_dropout: weight drop on the recurrent kernels (`wdrop`); LSTM
+            and GRU cells.
+        activation_regularization: `α` of AR (`alpha`), ≥ 0.
+        temporal_activation_regularization: `β` of TAR (`beta`), ≥ 0.
 
     Call arguments:
         inputs: `(batch, time)` token ids.
@@ -44,6 +85,10 @@ class RNNLM(LanguageModel):
     >>> model = RNNLM(vocabulary_size=10_000, cell="lstm", num_layers=2)
     >>> logits, states = model(ids, return_state=True)    # ids: (batch, time)
     >>> logits, states = model(next_ids, initial_state=states, return_state=True)
+    >>> awd = RNNLM(10_000, num_layers=3, hidden_dim=400, embedding_dim=400,
+    ...     tie_weights=True, embedding_dropout=0.1, input_dropout=0.65,
+    ...     hidden_dropout=0.3, output_dropout=0.4, weight_dropout=0.5,
+    ...     activation_regularization=2.0, temporal_activation_regularization=1.0)
     """
 
     EQUATION = ("aₜ = E(xₜ)", "hₜ = RNN(aₜ, hₜ₋₁)", "zₜ = softmax(U hₜ)")
@@ -61,6 +106,13 @@ class RNNLM(LanguageModel):
         embedding_dim=200,
         dropout=0.0,
         tie_weights=False,
+        embedding_dropout=0.0,
+        input_dropout=0.0,
+        hidden_dropout=0.0,
+        output_dropout=0.0,
+        weight_dropout=0.0,
+        activation_regularization=0.0,
+        temporal_activation_regularization=0.0,
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -69,6 +121,17 @@ class RNNLM(LanguageModel):
         self.embedding_dim = check_positive_int(embedding_dim, "embedding_dim")
         self.dropout = check_rate(dropout, "dropout")
         self.tie_weights = tie_weights
+        self.embedding_dropout = check_rate(embedding_dropout, "embedding_dropout")
+        self.input_dropout = check_rate(input_dropout, "input_dropout")
+        self.hidden_dropout = check_rate(hidden_dropout, "hidden_dropout")
+        self.output_dropout = check_rate(output_dropout, "output_dropout")
+        self.weight_dropout = check_rate(weight_dropout, "weight_dropout")
+        self.activation_regularization = _check_coefficient(
+            activation_regularization, "activation_regularization"
+        )
+        self.temporal_activation_regularization = _check_coefficient(
+            temporal_activation_regularization, "temporal_activation_regularization"
+        )
         if tie_weights and embedding_dim != hidden_dim:
             raise ValueError(
                 "`tie_weights=True` uses E (v × d) as the output matrix U = Eᵀ, "
@@ -80,6 +143,7 @@ class RNNLM(LanguageModel):
             embedding_dim,
             reversible=tie_weights,
             check_ids=False,
+            embedding_dropout=self.embedding_dropout,
             name="E",
         )
         self.rnn = RecurrentStack(
@@ -87,10 +151,14 @@ class RNNLM(LanguageModel):
             hidden_dim,
             num_layers,
             dropout=dropout,
+            hidden_dropout=self.hidden_dropout,
+            weight_dropout=self.weight_dropout,
             name="rnn",
         )
         self.U = None if tie_weights else keras.layers.Dense(vocabulary_size, name="U")
         self.dropout_layer = seeded_dropout(self.dropout)
+        self.input_dropout_layer = LockedDropout(self.input_dropout)
+        self.output_dropout_layer = LockedDropout(self.output_dropout)
 
     def check_inputs(self, inputs):
         return check_token_tensor(
@@ -99,12 +167,25 @@ class RNNLM(LanguageModel):
 
     def call(self, inputs, initial_state=None, return_state=False, training=None):
         inputs = self.check_inputs(inputs)
-        a = self.dropout_layer(self.E(inputs), training=training)
+        a = self.dropout_layer(self.E(inputs, training=training), training=training)
+        a = self.input_dropout_layer(a, training=training)
         h, states = self.rnn(
             a, initial_state=initial_state, training=training, return_state=True
         )
-        h = self.dropout_layer(h, training=training)
-        z = self.E(h, reverse=True) if self.tie_weights else self.U(h)
+        dropped = self.dropout_layer(h, training=training)
+        dropped = self.output_dropout_layer(dropped, training=training)
+        if training and self.activation_regularization:
+            self.add_loss(
+                activation_regularization(dropped, self.activation_regularization)
+            )
+        # One time step has no neighbour to compare with.
+        if training and self.temporal_activation_regularization and h.shape[1] != 1:
+            self.add_loss(
+                temporal_activation_regularization(
+                    h, self.temporal_activation_regularization
+                )
+            )
+        z = self.E(dropped, reverse=True) if self.tie_weights else self.U(dropped)
         return (z, states) if return_state else z
 
     def step(self, token_ids, states):
@@ -191,6 +272,15 @@ class RNNLM(LanguageModel):
                 "embedding_dim": self.embedding_dim,
                 "dropout": self.dropout,
                 "tie_weights": self.tie_weights,
+                "embedding_dropout": self.embedding_dropout,
+                "input_dropout": self.input_dropout,
+                "hidden_dropout": self.hidden_dropout,
+                "output_dropout": self.output_dropout,
+                "weight_dropout": self.weight_dropout,
+                "activation_regularization": self.activation_regularization,
+                "temporal_activation_regularization": (
+                    self.temporal_activation_regularization
+                ),
             }
         )
         return config
