@@ -7,7 +7,8 @@ on every backend, and it can be iterated for plain numpy batches) with
 - `NGramWindows`: every `(x₁ … x₄) → x₅` example, for `FixedWindowLM`.
 - `StreamBatches`: `batch_size` parallel streams cut into `sequence_length`
   chunks, batch `k + 1` continuing batch `k` row by row, for `RNNLM` with
-  truncated backpropagation through time.
+  truncated backpropagation through time (`VariableStreamBatches`: chunks of
+  random lengths, Merity et al. 2017).
 - `SentencePairs`: padded, length-bucketed `(source, target)` batches with
   start / end delimiters, for `Seq2Seq`.
 """
@@ -200,6 +201,82 @@ class StreamBatches(Batches):
         start = self._batch_index(index) * self.sequence_length
         end = start + self.sequence_length
         return self.streams[:, start:end], self.streams[:, start + 1 : end + 1]
+
+
+class VariableStreamBatches(StreamBatches):
+    """`StreamBatches` in chunks of random lengths (Merity et al. 2017).
+
+    A chunk's length is drawn from a normal with standard deviation 5 and
+    mean `sequence_length` (with probability 0.95) or half of it, then
+    rounded to a multiple of 5 in `[5, sequence_length + 20]`: JAX and
+    TensorFlow compile a step per length, and rounding keeps a run to about
+    a dozen (without a mask, padding would run the carried state on past the
+    chunk's end). Row `i` of batch `k + 1` continues row `i` of batch `k`.
+    Keras fixes an epoch's number of batches when `fit` starts, so every
+    epoch has `StreamBatches`'s; the rows are read cyclically (row `i` runs
+    on into row `i + 1`, the last into the first) from a column drawn for
+    the epoch, so every token is read as often as any other. The lengths and
+    the column of epoch `k` depend on `seed` and `k` alone.
+
+    Args:
+        ids, batch_size, sequence_length, start_id: as `StreamBatches`'s,
+            `sequence_length` being the mean length (Merity et al.'s bptt).
+        seed: seed of the lengths.
+        epoch: the epoch to start at (`set_epoch` changes it).
+    """
+
+    # Merity et al.'s lengths: at least 5, standard deviation 5; at most 20
+    # over the mean (DARTS's `max_seq_len_delta`; Merity et al.'s code left a
+    # bound of 10 commented out); rounded to multiples of 5.
+    MINIMUM, DEVIATION, LONGER, ROUNDING = 5, 5, 20, 5
+
+    def __init__(
+        self,
+        ids,
+        batch_size=20,
+        sequence_length=70,
+        start_id=None,
+        seed=0,
+        epoch=0,
+        **kwargs,
+    ):
+        super().__init__(ids, batch_size, sequence_length, start_id, **kwargs)
+        self.seed = seed
+        self.ids = self.streams.reshape(-1)
+        self.set_epoch(epoch)
+
+    def set_epoch(self, epoch):
+        self.epoch = epoch
+        rng = np.random.default_rng([self.seed, epoch, 1])
+        halved = rng.random(len(self)) >= 0.95
+        mean = np.where(halved, self.sequence_length / 2, self.sequence_length)
+        lengths = rng.normal(mean, self.DEVIATION)
+        lengths = np.round(lengths / self.ROUNDING) * self.ROUNDING
+        lengths = np.clip(
+            lengths, self.MINIMUM, self.sequence_length + self.LONGER
+        ).astype(int)
+        # TensorFlow's `fit` takes the batches' shape from the first two: of
+        # one length, it would refuse the other lengths.
+        other = np.flatnonzero(lengths != lengths[0])
+        if len(other) and lengths[1] == lengths[0]:
+            lengths[[1, other[0]]] = lengths[[other[0], 1]]
+        starts = rng.integers(self.streams.shape[1]) + np.cumsum(lengths) - lengths
+        # One attribute, so that a batch read while it changes (tf.data reads
+        # ahead) sees one epoch's plan.
+        self._plan = starts, lengths
+
+    @property
+    def length_scales(self):
+        """Each batch's length over `sequence_length`: its learning-rate factor."""
+        return self._plan[1] / self.sequence_length
+
+    def __getitem__(self, index):
+        starts, lengths = self._plan
+        index = self._batch_index(index)
+        row_starts = np.arange(self.batch_size)[:, None] * self.streams.shape[1]
+        columns = starts[index] + np.arange(lengths[index] + 1)
+        chunk = self.ids[(row_starts + columns) % len(self.ids)]
+        return chunk[:, :-1], chunk[:, 1:]
 
 
 class SentencePairs(Batches):

@@ -2,7 +2,12 @@ import numpy as np
 import pytest
 
 from keras_nlm import datasets, models
-from keras_nlm.datasets.batching import NGramWindows, SentencePairs, StreamBatches
+from keras_nlm.datasets.batching import (
+    NGramWindows,
+    SentencePairs,
+    StreamBatches,
+    VariableStreamBatches,
+)
 from keras_nlm.tokenizers import WordTokenizer
 
 
@@ -57,6 +62,55 @@ def test_streams_continue_row_by_row():
     np.testing.assert_array_equal(every[0][1][0], ids[:26])  # the first id too
     with pytest.raises(ValueError, match="more than sequence_length=35"):
         StreamBatches(ids, batch_size=4)
+
+
+def test_variable_streams_continue_row_by_row_in_lengths_of_few_shapes():
+    # PTB's shape in AWD-LSTM's set-up: 20 streams of 11,600 ids, bptt 70.
+    ids = np.arange(20 * 11_600)
+    batches = VariableStreamBatches(ids, batch_size=20, sequence_length=70, seed=3)
+    assert len(batches) == len(StreamBatches(ids, 20, 70))
+    lengths, shapes = [], []
+    for epoch in range(20):
+        batches.set_epoch(epoch)
+        (x, y), *rest = list(batches)
+        shapes.append({x.shape for x, _ in [(x, y), *rest]})
+        lengths += [x.shape[1] for x, _ in [(x, y), *rest]]
+        np.testing.assert_array_equal(x[:, 1:], y[:, :-1])  # targets: shifted
+        for x_next, y_next in rest:
+            # Row i of batch k + 1 continues row i of batch k: here, ids count
+            # up along the stream, row i running on into row i + 1.
+            np.testing.assert_array_equal(x_next[:, 0], y[:, -1])
+            assert (np.diff(np.concatenate([x, x_next], 1)) % len(ids) == 1).all()
+            x, y = x_next, y_next
+        np.testing.assert_array_equal(
+            batches.length_scales, [x.shape[1] / 70 for x, _ in batches]
+        )
+    lengths = np.array(lengths)
+    # Merity et al.'s draws: around 70, 1 in 20 around 35, within [5, 90].
+    assert lengths.min() >= 5 and lengths.max() <= 90
+    assert np.median(lengths) == 70 and 0.03 < np.mean(lengths < 50) < 0.07
+    assert (lengths % 5 == 0).all()
+    # Few shapes to compile: at most 12 in an epoch, 15 in all 20.
+    assert max(map(len, shapes)) <= 12 and len(set().union(*shapes)) <= 15
+    # TensorFlow's `fit` reads the shape off the first two batches.
+    assert batches[0][0].shape != batches[1][0].shape
+
+
+def test_variable_streams_depend_on_the_seed_and_epoch_alone():
+    ids = np.arange(4 * 500)
+
+    def epoch(k, seed=1):
+        batches = VariableStreamBatches(ids, 4, 20, seed=seed, epoch=k)
+        return [x for x, _ in batches]
+
+    resumed = VariableStreamBatches(ids, 4, 20, seed=1, epoch=0)
+    resumed.on_epoch_end()  # as `fit` ends each epoch
+    for a, (b, _) in zip(epoch(1), resumed, strict=True):
+        np.testing.assert_array_equal(a, b)
+    for other in (epoch(2), epoch(1, seed=2)):
+        assert [x.shape for x in other] != [x.shape for x in epoch(1)]
+    with pytest.raises(ValueError, match="more than sequence_length=20"):
+        VariableStreamBatches(np.arange(40), 4, 20)
 
 
 def test_sentence_pairs_delimiters_padding_buckets():

@@ -13,6 +13,7 @@ import keras
 
 from keras_nlm import datasets, models, presets, tokenizers
 from keras_nlm.datasets.corpora import CharacterCorpus
+from keras_nlm.training.optimizers import NTASGD
 from keras_nlm.validation import check_choice, check_positive_int, check_rate
 
 OPTIMIZERS = {
@@ -63,6 +64,21 @@ class Recipe:
             exponential moving average of the weights after every step, with
             momentum `average_momentum` (Keras's `use_ema`), and that model
             is validated, checkpointed and kept. `None`: no averaging.
+        nonmonotone_interval: NT-ASGD (Merity et al. 2017, who take 5), with
+            SGD: after the first epoch whose validation loss is higher than
+            the lowest of the epochs before the last `nonmonotone_interval`
+            (with more than `nonmonotone_interval` epochs before it), the
+            model is the plain mean of the weights after every step since,
+            validated, checkpointed and kept as `average_after`'s; the
+            learning rate goes on as scheduled, or is `average_learning_rate`
+            if that is set. The metadata's `averaged_after_epoch` is the
+            epoch that triggered it. `None` (or `average_after`): no trigger.
+        variable_length: Merity et al.'s variable-length BPTT, with SGD and a
+            recurrent model: each batch's unroll is drawn around
+            `sequence_length` (`VariableStreamBatches`: 5 to
+            `sequence_length + 20`, a multiple of 5), and its learning
+            rate is scaled by its length over `sequence_length`, after the
+            gradient is clipped.
         seed: seeds weights, dropout and shuffling.
     """
 
@@ -89,6 +105,8 @@ class Recipe:
     average_after: int = None
     average_learning_rate: float = None
     average_momentum: float = 0.999
+    nonmonotone_interval: int = None
+    variable_length: bool = False
     seed: int = 1234
 
     def __post_init__(self):
@@ -106,6 +124,40 @@ class Recipe:
                 "`anneal_on_plateau` must be a factor above 1 or None; got "
                 f"{self.anneal_on_plateau!r}."
             )
+        if self.nonmonotone_interval is not None:
+            check_positive_int(self.nonmonotone_interval, "nonmonotone_interval")
+            if self.average_after is not None:
+                raise ValueError(
+                    "Set `average_after` (a fixed epoch) or `nonmonotone_interval` "
+                    "(NT-ASGD's trigger), not both."
+                )
+            rate = self.average_learning_rate
+            if rate is not None and not rate > 0:
+                raise ValueError(
+                    f"`average_learning_rate` must be positive or None; got {rate!r}."
+                )
+        if not isinstance(self.variable_length, bool):
+            raise ValueError(
+                "`variable_length` must be True or False; got "
+                f"{self.variable_length!r}."
+            )
+        if self.variable_length:
+            if self.languages or self.sequence_length is None:
+                raise ValueError(
+                    "`variable_length` draws a language model's unrolls around "
+                    "`sequence_length`: it needs one, and no `languages`."
+                )
+            if self.average_after is not None:
+                raise ValueError(
+                    "`variable_length` averages with `nonmonotone_interval`, not "
+                    "`average_after`."
+                )
+        for field in ("nonmonotone_interval", "variable_length"):
+            if getattr(self, field) and self.optimizer != "sgd":
+                raise ValueError(
+                    f"`{field}` is one of Merity et al.'s SGD methods: it needs "
+                    f"`optimizer='sgd'`; got {self.optimizer!r}."
+                )
         if self.average_after is not None:
             check_positive_int(self.average_after, "average_after")
             if not self.average_after < self.epochs:
@@ -141,7 +193,7 @@ class Recipe:
         (as Keras's `ReduceLROnPlateau` keeps its best loss), so a resumed run
         follows the same schedule as an uninterrupted one.
         """
-        if self.averaged(epoch):
+        if self.average_learning_rate is not None and self.averaged(epoch, history):
             return self.average_learning_rate
         rate = self.learning_rate
         if self.decay_after is not None:
@@ -155,13 +207,36 @@ class Recipe:
                     rate /= self.anneal_on_plateau
         return rate
 
-    def averaged(self, epoch):
-        """Whether (0-based) `epoch` trains with weight averaging."""
-        return self.average_after is not None and epoch >= self.average_after
+    def average_start(self, history=()):
+        """The epochs trained before the weights are averaged, given the
+        logs of the epochs so far: `average_after`, or the epoch that
+        triggered NT-ASGD (see `nonmonotone_interval`); `None`: not (yet)."""
+        if self.nonmonotone_interval is None:
+            return self.average_after
+        n = self.nonmonotone_interval
+        losses = [logs["val_loss"] for logs in history]
+        for epoch in range(n + 1, len(losses)):
+            if losses[epoch] > min(losses[: epoch - n]):
+                return epoch + 1
+        return None
 
-    def make_optimizer(self, averaged=False):
+    def averaged(self, epoch, history=()):
+        """Whether (0-based) `epoch` trains with weight averaging, given the
+        logs of the epochs before it."""
+        start = self.average_start(history[:epoch])
+        return start is not None and epoch >= start
+
+    def make_optimizer(self, averaged=False, steps_per_epoch=None):
         """The optimizer; `averaged`: one that keeps the weights' moving
-        average (see `average_after`)."""
+        average (see `average_after`). NT-ASGD and variable-length BPTT's is
+        an `NTASGD`, with `steps_per_epoch` learning-rate factors."""
+        if self.nonmonotone_interval is not None or self.variable_length:
+            return NTASGD(
+                learning_rate=self.learning_rate,
+                global_clipnorm=self.global_clipnorm,
+                steps_per_epoch=steps_per_epoch if self.variable_length else None,
+                use_ema=self.nonmonotone_interval is not None,
+            )
         averaging = {"use_ema": True, "ema_momentum": self.average_momentum}
         return OPTIMIZERS[self.optimizer](
             learning_rate=self.learning_rate,

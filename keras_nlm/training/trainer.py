@@ -46,7 +46,39 @@ def _batches(recipe, model, tokenizers, split, data_dir, epoch):
         shuffle=train,
         seed=recipe.seed,
         epoch=epoch,
+        variable_length=recipe.variable_length and train,
     )
+
+
+class _StartAveraging(keras.callbacks.Callback):
+    """Starts NT-ASGD's average after the epoch that triggers it, before
+    `checkpoint` saves the epoch (so that the checkpoint holds the start)."""
+
+    def __init__(self, recipe, checkpoint):
+        super().__init__()
+        self.recipe, self.checkpoint = recipe, checkpoint
+
+    def on_epoch_end(self, epoch, logs=None):
+        logs = {k: float(v) for k, v in (logs or {}).items()}
+        if self.recipe.average_start([*self.checkpoint.history, logs]) == epoch + 1:
+            self.model.optimizer.start_averaging()
+
+
+class _VariableLengths(keras.callbacks.Callback):
+    """Draws each epoch's BPTT lengths and gives the optimizer their
+    learning-rate factors, one per step."""
+
+    def __init__(self, batches):
+        super().__init__()
+        self.batches = batches
+
+    def on_epoch_begin(self, epoch, logs=None):
+        # Set, not counted: `fit` also ends an epoch of its data as it starts.
+        self.batches.set_epoch(epoch)
+        optimizer = self.model.optimizer
+        if not optimizer.built:  # TensorFlow's `fit` builds it in a step
+            optimizer.build(self.model.trainable_variables)
+        optimizer.scale_steps(self.batches.length_scales)
 
 
 def _own_names(recipe):
@@ -180,18 +212,22 @@ def train(recipe, output, resume=False, data_dir=None, verbose="auto"):
         parts = [recipe.average_after, recipe.epochs]
     started = time.perf_counter()
     for end in parts:
-        averaged = recipe.averaged(end - 1)
         # The last part always runs: its `fit` loads the latest checkpoint.
         if end < recipe.epochs and initial_epoch >= end:
             continue
+        optimizer = recipe.make_optimizer(recipe.averaged(end - 1), len(train_data))
         callbacks = [schedule, checkpoint]
-        if averaged:
+        if optimizer.use_ema:
             # Validation sees the average. The checkpoints keep the weights
             # being trained as the model's and the average in the optimizer's
             # state, so that a resumed run goes on as an uninterrupted one.
             callbacks.insert(1, keras.callbacks.SwapEMAWeights())
+        if recipe.nonmonotone_interval is not None:
+            callbacks.insert(-1, _StartAveraging(recipe, checkpoint))
+        if recipe.variable_length:
+            callbacks.append(_VariableLengths(train_data))
         trainer.compile(
-            optimizer=recipe.make_optimizer(averaged),
+            optimizer=optimizer,
             metrics=[
                 keras_hub.metrics.Perplexity(
                     from_logits=True, mask_token_id=model.ignored_label
@@ -216,8 +252,9 @@ def train(recipe, output, resume=False, data_dir=None, verbose="auto"):
         best_epoch = checkpoint.best_epoch()
     kept = best_epoch or checkpoint.history[-1]["epoch"]
     trainer.load_weights(checkpoint.weights_of(kept))
-    if recipe.averaged(kept - 1):
+    if recipe.averaged(kept - 1, checkpoint.history):
         trainer.optimizer.finalize_variable_values(trainer.trainable_weights)
+    averaged_after = recipe.average_start(checkpoint.history)
     metrics = {}
     for split in ("validation", "test"):
         metrics[split] = evaluation.evaluate(
@@ -228,6 +265,7 @@ def train(recipe, output, resume=False, data_dir=None, verbose="auto"):
         "history": checkpoint.history,
         "metrics": metrics,
         **({"best_epoch": best_epoch} if best_epoch else {}),
+        **({"averaged_after_epoch": averaged_after} if averaged_after else {}),
         "training_seconds_this_session": round(time.perf_counter() - started, 1),
     }
     presets.save_preset(

@@ -13,10 +13,11 @@ import numpy as np
 import pytest
 
 from keras_nlm import cli, presets, training
-from keras_nlm.models import CarriedState
+from keras_nlm.models import CarriedState, FixedWindowLM
 from keras_nlm.testing import count_case
 from keras_nlm.training import trainer
 from keras_nlm.training.checkpoint import EpochCheckpoint
+from keras_nlm.training.optimizers import NTASGD
 from keras_nlm.training.trainer import _batches, _check_output
 
 # A character LSTM small enough to train in seconds, with dropout (whose
@@ -51,6 +52,20 @@ TINY = training.Recipe(
 # TINY in fewer, bigger steps (1000 streams of 5 characters): quicker to run,
 # where a test needs a training run but not its result.
 QUICK = TINY.replace(batch_size=1000, sequence_length=5)
+
+# QUICK with Merity et al.'s methods: SGD whose learning rate grows eightfold
+# each epoch, so that epoch 3's validation loss is worse than epoch 1's and
+# (interval 1) triggers NT-ASGD's average; variable-length BPTT.
+MERITY = QUICK.replace(
+    optimizer="sgd",
+    learning_rate=1.0,
+    decay_after=1,
+    decay=8.0,
+    nonmonotone_interval=1,
+    average_learning_rate=0.5,
+    variable_length=True,
+    epochs=4,
+)
 
 
 def _weights(directory):
@@ -243,6 +258,26 @@ def test_recipes_reject_bad_settings():
         TINY.replace(average_after=1)
     with pytest.raises(ValueError, match="average_momentum"):
         TINY.replace(average_after=1, average_learning_rate=1.0, average_momentum=1.0)
+    sgd = TINY.replace(optimizer="sgd")
+    with pytest.raises(ValueError, match="`nonmonotone_interval`"):
+        sgd.replace(nonmonotone_interval=0)
+    with pytest.raises(ValueError, match="`average_after`.*`nonmonotone_interval`"):
+        sgd.replace(nonmonotone_interval=5, average_after=1, average_learning_rate=1.0)
+    with pytest.raises(ValueError, match="`average_learning_rate`"):
+        sgd.replace(nonmonotone_interval=5, average_learning_rate=-1.0)
+    with pytest.raises(ValueError, match="`nonmonotone_interval`.*optimizer='sgd'"):
+        TINY.replace(nonmonotone_interval=5)
+    with pytest.raises(ValueError, match="`variable_length`.*optimizer='sgd'"):
+        TINY.replace(variable_length=True)
+    with pytest.raises(ValueError, match="`variable_length` must be True or False"):
+        sgd.replace(variable_length="yes")
+    with pytest.raises(ValueError, match="`variable_length`.*`sequence_length`"):
+        sgd.replace(variable_length=True, sequence_length=None)
+    with pytest.raises(ValueError, match="`variable_length`.*`average_after`"):
+        sgd.replace(variable_length=True, average_after=1, average_learning_rate=1.0)
+    window = FixedWindowLM(10, window_size=4)
+    with pytest.raises(ValueError, match="`variable_length`.*FixedWindowLM"):
+        window.stream_batches(np.arange(99), 4, 5, None, True, 0, 0, True)
 
 
 def test_zaremba_schedule_halves_after_epoch_four():
@@ -313,6 +348,90 @@ def test_averaged_epochs_validate_keep_and_resume_the_average(tmp_path):
     run = tmp_path / "resumed"
     training.train(recipe.replace(epochs=2), run, verbose=0)
     _, resumed = training.train(recipe, run, resume=True, verbose=0)
+    for a, b in zip(model.get_weights(), _weights(run)):
+        np.testing.assert_allclose(a, b, atol=1e-6)
+    assert resumed["history"][-1]["val_loss"] == pytest.approx(
+        history[-1]["val_loss"], rel=1e-5
+    )
+
+
+def test_nonmonotone_trigger_fires_when_worse_than_the_best_before_the_last_n():
+    recipe = TINY.replace(
+        optimizer="sgd",
+        decay_after=None,
+        nonmonotone_interval=2,
+        average_learning_rate=0.5,
+    )
+    # Epoch 4 is worse than epoch 3, one of the 2 before it; epoch 7 is worse
+    # than epoch 3, which is not.
+    losses = [5.0, 4.0, 3.0, 3.5, 3.2, 2.9, 3.05, 9.0]
+    history = [{"val_loss": loss} for loss in losses]
+    starts = [recipe.average_start(history[:k]) for k in range(len(losses) + 1)]
+    assert starts == [None] * 7 + [7, 7]
+    averaged = [recipe.averaged(epoch, history) for epoch in range(9)]
+    assert averaged == [False] * 7 + [True] * 2
+    rates = [recipe.learning_rate_at(epoch, history) for epoch in range(9)]
+    assert rates == [TINY.learning_rate] * 7 + [0.5] * 2
+    # Worse than all before it, but only with more than 2 epochs before it.
+    rising = [{"val_loss": loss} for loss in (1.0, 2.0, 3.0, 4.0)]
+    assert recipe.average_start(rising[:3]) is None
+    assert recipe.average_start(rising) == 4
+    # Without `average_learning_rate`, the schedule goes on.
+    assert recipe.replace(average_learning_rate=None).learning_rate_at(8, history) == (
+        TINY.learning_rate
+    )
+
+
+def test_ntasgd_keeps_the_plain_mean_and_scales_each_clipped_step():
+    weights = keras.Variable(np.zeros(3, "float32"))
+    optimizer = NTASGD(1.0, global_clipnorm=1.0, steps_per_epoch=4, use_ema=True)
+    optimizer.build([weights])
+    scales = [1.0, 0.5, 2.0, 1.0]
+    optimizer.scale_steps(scales)
+    gradient = np.array([3.0, 4.0, 0.0], "float32")  # norm 5, clipped to 1
+    after = []
+    for step in range(4):
+        if step == 1:
+            optimizer.start_averaging()
+        optimizer.apply([keras.ops.convert_to_tensor(gradient)], [weights])
+        after.append(keras.ops.convert_to_numpy(weights))
+    # Merity et al.: the gradient clipped, then the step scaled.
+    expected = -np.cumsum(scales)[:, None] * gradient / 5
+    np.testing.assert_allclose(after, expected, rtol=1e-6)
+    # The average: the plain mean of the weights after steps 2 to 4.
+    optimizer.finalize_variable_values([weights])
+    np.testing.assert_allclose(weights, np.mean(after[1:], 0), rtol=1e-6)
+
+
+def test_ntasgd_and_variable_lengths_keep_and_resume_the_triggered_average(tmp_path):
+    model, metadata = training.train(MERITY, tmp_path / "whole", verbose=0)
+    history = metadata["history"]
+    # Epoch 3 is worse than epoch 1, so epoch 4 is averaged, at its own rate.
+    assert MERITY.average_start(history) == metadata["averaged_after_epoch"] == 3
+    assert [h["learning_rate"] for h in history] == [1.0, 8.0, 64.0, 0.5]
+    # The kept model is the average in the last checkpoint's optimizer
+    # state: the iterations, learning rate, the averages, the average's
+    # start, the last epoch's learning-rate factors and their first step.
+    last = tmp_path / "whole" / "checkpoint" / "epoch-0004" / "model.weights.h5"
+    with h5py.File(last) as file:
+        saved = file["optimizer"]["vars"]
+        state = [np.asarray(saved[str(i)]) for i in range(len(saved))]
+    count = len(model.get_weights())
+    iterations, averages, start = state[0], state[2 : 2 + count], state[2 + count]
+    for kept, average in zip(model.get_weights(), averages):
+        np.testing.assert_allclose(kept, average, atol=1e-6)
+    # Epoch 4's batches, as a resumed run draws them: their lengths set the
+    # learning rate of its steps.
+    tokenizers = MERITY.make_tokenizers()
+    batches = _batches(MERITY, model, tokenizers, "train", None, 3)
+    np.testing.assert_allclose(state[-2], batches.length_scales, rtol=1e-6)
+    assert iterations == 4 * len(batches) and start == 3 * len(batches)
+    # Stopped after the trigger epoch and resumed, it ends the same.
+    run = tmp_path / "resumed"
+    _, stopped = training.train(MERITY.replace(epochs=3), run, verbose=0)
+    assert stopped["averaged_after_epoch"] == 3
+    _, resumed = training.train(MERITY, run, resume=True, verbose=0)
+    assert resumed["averaged_after_epoch"] == 3
     for a, b in zip(model.get_weights(), _weights(run)):
         np.testing.assert_allclose(a, b, atol=1e-6)
     assert resumed["history"][-1]["val_loss"] == pytest.approx(

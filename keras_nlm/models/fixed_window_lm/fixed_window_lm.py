@@ -125,9 +125,22 @@ class FixedWindowLM(LanguageModel):
             yield self.predict_on_batch(x), y
 
     def stream_batches(
-        self, ids, batch_size, sequence_length, start_id, shuffle, seed, epoch
+        self,
+        ids,
+        batch_size,
+        sequence_length,
+        start_id,
+        shuffle,
+        seed,
+        epoch,
+        variable_length=False,
     ):
         # Each window of `window_size` ids and the id after it.
+        if variable_length:
+            raise ValueError(
+                "`variable_length` draws BPTT lengths for a recurrent model; a "
+                f"FixedWindowLM reads windows of window_size={self.window_size}."
+            )
         return NGramWindows(
             ids,
             self.window_size,
