@@ -3,7 +3,7 @@ import numbers
 import keras
 from keras import ops
 
-from keras_nlm.datasets.batching import StreamBatches
+from keras_nlm.datasets.batching import StreamBatches, VariableStreamBatches
 from keras_nlm.layers import RecurrentStack, TokenEmbedding
 from keras_nlm.layers.dropout import LockedDropout, seeded_dropout
 from keras_nlm.layers.regularization import (
@@ -242,9 +242,22 @@ class RNNLM(LanguageModel):
             yield logits[0], stream[start + 1 : end + 1]
 
     def stream_batches(
-        self, ids, batch_size, sequence_length, start_id, shuffle, seed, epoch
+        self,
+        ids,
+        batch_size,
+        sequence_length,
+        start_id,
+        shuffle,
+        seed,
+        epoch,
+        variable_length=False,
     ):
-        # Row i of a batch continues row i of the one before (BPTT chunks).
+        # Row i of a batch continues row i of the one before (BPTT chunks),
+        # with `variable_length` of Merity et al.'s random lengths.
+        if variable_length:
+            return VariableStreamBatches(
+                ids, batch_size, sequence_length, start_id, seed=seed, epoch=epoch
+            )
         return StreamBatches(ids, batch_size, sequence_length, start_id)
 
     def serving_endpoints(self):
