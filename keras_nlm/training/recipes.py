@@ -425,6 +425,56 @@ def _word_language_model(
     )
 
 
+def _awd_lstm(name, hidden_dim, dropouts, epochs, reference):
+    # Merity et al. (2017)'s training (their PTB command, without the weight
+    # decay of 1.2e-6): SGD lr 30 on the per-token mean loss, clip 0.25,
+    # batch 20, BPTT around 70, NT-ASGD with interval 5, AR 2 and TAR 1. The
+    # dropouts are smaller than their 1150-unit model's: these models are
+    # the size of Inan et al. (2017)'s small and medium tied LSTMs.
+    embedding, inputs, hidden, outputs, weights = dropouts
+    return Recipe(
+        name=name,
+        version=1,
+        description=f"PTB word LM, LSTM 2x{hidden_dim}, input and output "
+        "embeddings tied, AWD-LSTM's regularization and training (Merity et "
+        f"al. 2017): embedding dropout {embedding:g}, locked dropout "
+        f"{inputs:g} on the embeddings, {hidden:g} between layers and "
+        f"{outputs:g} on the outputs, weight drop {weights:g} on the recurrent "
+        "kernels, AR 2 and TAR 1; SGD lr 30, gradient norm clipped at 0.25, "
+        "variable-length BPTT around 70 with the state carried, NT-ASGD "
+        "(interval 5), the best epoch kept.",
+        reference=reference,
+        dataset="ptb",
+        model={
+            "class": "RNNLM",
+            "cell": "lstm",
+            "num_layers": 2,
+            "hidden_dim": hidden_dim,
+            "embedding_dim": hidden_dim,
+            "tie_weights": True,
+            "embedding_dropout": embedding,
+            "input_dropout": inputs,
+            "hidden_dropout": hidden,
+            "output_dropout": outputs,
+            "weight_dropout": weights,
+            "activation_regularization": 2.0,
+            "temporal_activation_regularization": 1.0,
+        },
+        tokenizer={"class": "WordTokenizer"},
+        batch_size=20,
+        sequence_length=70,
+        carry_state=True,
+        optimizer="sgd",
+        learning_rate=30.0,
+        global_clipnorm=0.25,
+        epochs=epochs,
+        init_scale=0.1,
+        restore_best_weights=True,
+        nonmonotone_interval=5,
+        variable_length=True,
+    )
+
+
 RECIPES = {
     recipe.name: recipe
     for recipe in (
@@ -545,6 +595,22 @@ RECIPES = {
         # averaged epochs took 1.4 off the stalled schedule's test perplexity
         # (`--epochs N --resume` averages longer). v1 (x0.8 per epoch after
         # the 20th) was never trained.
+        _awd_lstm(
+            "awd_lstm_ptb_small",
+            200,
+            (0.05, 0.3, 0.2, 0.3, 0.3),
+            120,
+            "2x200 tied LSTM with variational dropout, test perplexity 85.1 "
+            "(Inan et al. 2017)",
+        ),
+        _awd_lstm(
+            "awd_lstm_ptb_medium",
+            650,
+            (0.1, 0.5, 0.3, 0.4, 0.5),
+            100,
+            "2x650 tied LSTM with variational dropout, test perplexity 73.9 "
+            "(Inan et al. 2017)",
+        ),
         _word_language_model(
             "lstm_wikitext2",
             3,
