@@ -87,9 +87,6 @@ class EpochCheckpoint(keras.callbacks.Callback):
 
     # Checking the loss needs no ordering with the training steps.
     async_safe = True
-    # Seconds to wait between the writes of a save: tests set it to kill a
-    # training run in the middle of a save.
-    _pause_between_writes = 0.0
 
     def __init__(self, directory, monitor="val_loss"):
         super().__init__()
@@ -225,10 +222,6 @@ class EpochCheckpoint(keras.callbacks.Callback):
             "the gradients and train again."
         )
 
-    def _pause(self):
-        if self._pause_between_writes:
-            time.sleep(self._pause_between_writes)
-
     def on_epoch_end(self, epoch, logs=None):
         self._check_loss(logs, f"the end of epoch {epoch + 1}")
         logs = {k: float(v) for k, v in (logs or {}).items()}
@@ -249,7 +242,6 @@ class EpochCheckpoint(keras.callbacks.Callback):
         shutil.rmtree(partial, ignore_errors=True)
         os.makedirs(partial)
         self.model.save_weights(os.path.join(partial, _WEIGHTS))
-        self._pause()
         np.savez(
             os.path.join(partial, _NON_TRAINABLE),
             *[
@@ -257,20 +249,15 @@ class EpochCheckpoint(keras.callbacks.Callback):
                 for v in self.model.non_trainable_variables
             ],
         )
-        self._pause()
         presets.write_manifest(partial)
-        self._pause()
         shutil.rmtree(folder, ignore_errors=True)
         os.replace(partial, folder)
-        self._pause()
         pointer = os.path.join(self.directory, _POINTER)
         with open(f"{pointer}.partial", "w", encoding="utf-8") as file:
             json.dump(
                 {"epoch": epoch + 1, "folder": name, "history": self.history}, file
             )
-        self._pause()
         os.replace(f"{pointer}.partial", pointer)
-        self._pause()
         keep = {name, _folder(self.best_epoch() or epoch + 1)}
         for old in os.listdir(self.directory):
             if old.startswith("epoch-") and old not in keep:

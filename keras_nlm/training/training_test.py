@@ -73,14 +73,22 @@ def _weights(directory):
 
 
 def _start(arguments, log, pause=0.0):
-    """`keras-nlm ARGUMENTS` in a new process. With `pause`, each of the six
-    writes of a checkpoint save is followed by that many seconds, so that a
-    kill can land inside a save."""
+    """`keras-nlm ARGUMENTS` in a new process. With `pause`, each file a
+    checkpoint save writes, renames or deletes takes that many seconds more
+    (the six steps of a save), so that a kill can land inside a save."""
     code = (
-        "import sys\n"
+        "import functools, os, shutil, sys, time\n"
+        "import numpy as np\n"
         "from keras_nlm import cli\n"
-        "from keras_nlm.training.checkpoint import EpochCheckpoint\n"
-        f"EpochCheckpoint._pause_between_writes = {pause}\n"
+        "def slowed(write):\n"
+        "    @functools.wraps(write)\n"
+        "    def slow(*args, **kwargs):\n"
+        f"        time.sleep({pause})\n"
+        "        return write(*args, **kwargs)\n"
+        "    return slow\n"
+        f"if {pause}:\n"
+        "    os.replace, np.savez = slowed(os.replace), slowed(np.savez)\n"
+        "    shutil.rmtree = slowed(shutil.rmtree)\n"
         "sys.exit(cli.main(sys.argv[1:]))\n"
     )
     env = {**os.environ, "KERAS_BACKEND": keras.backend.backend()}
