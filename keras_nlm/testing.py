@@ -98,6 +98,26 @@ def example_models(seed=0, batch_size=8):
         stream[:, :-1],
         stream[:, 1:],
     )
+    yield (
+        "rnn_lm_awd",
+        models.RNNLM(
+            v,
+            cell="lstm",
+            num_layers=2,
+            hidden_dim=8,
+            embedding_dim=8,
+            tie_weights=True,
+            embedding_dropout=0.05,
+            input_dropout=0.1,
+            hidden_dropout=0.1,
+            output_dropout=0.1,
+            weight_dropout=0.2,
+            activation_regularization=2.0,
+            temporal_activation_regularization=1.0,
+        ),
+        stream[:, :-1],
+        stream[:, 1:],
+    )
     padded = _ids(rng, (batch_size, 6), v, padded_from=4)
     yield (
         "rnn_classifier_bidirectional",

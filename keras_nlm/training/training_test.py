@@ -434,10 +434,19 @@ def test_ntasgd_and_variable_lengths_keep_and_resume_the_triggered_average(tmp_p
     batches = _batches(MERITY, model, tokenizers, "train", None, 3)
     np.testing.assert_allclose(state[-2], batches.length_scales, rtol=1e-6)
     assert iterations == 4 * len(batches) and start == 3 * len(batches)
-    # Stopped after the trigger epoch and resumed, it ends the same.
+    # Killed (SIGKILL) in the first averaged epoch and resumed, it ends the same.
+    recipe_file = tmp_path / "merity.json"
+    recipe_file.write_text(json.dumps(MERITY.to_dict()))
     run = tmp_path / "resumed"
-    _, stopped = training.train(MERITY.replace(epochs=3), run, verbose=0)
-    assert stopped["averaged_after_epoch"] == 3
+    checkpoints = run / "checkpoint"
+    with open(tmp_path / "log.txt", "w") as log:
+        process = _start(["train", str(recipe_file), "--output", str(run)], log)
+        trigger_saved = lambda: (
+            (EpochCheckpoint.latest(checkpoints) or {}).get("epoch") == 3
+        )
+        _kill_when(trigger_saved, process, 0.0)
+    count_case("kill point")
+    assert EpochCheckpoint.verify(checkpoints)["epoch"] == 3
     _, resumed = training.train(MERITY, run, resume=True, verbose=0)
     assert resumed["averaged_after_epoch"] == 3
     for a, b in zip(model.get_weights(), _weights(run)):
