@@ -89,6 +89,14 @@ def check_choice(value, argument, choices):
     return value
 
 
+def check_non_negative(value, argument):
+    """Raises unless `value` is a number >= 0 (a penalty's weight; numpy's
+    included, bools excluded); returns it as a Python `float`."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not value >= 0:
+        raise ValueError(f"`{argument}` must be a number >= 0, got {value!r}.")
+    return float(value)
+
+
 def check_rate(value, argument):
     """Raises unless `value` is a number in [0, 1) (numpy's included, bools
     excluded); returns it as a Python `float`."""

@@ -129,7 +129,10 @@ def test_generate_and_translate_match_the_model_in_python(presets):
 @pytest.mark.parametrize(
     "args, message",
     [
-        (["train", "lstm_ptb_large"], "known recipes: char_lstm_shakespeare"),
+        (
+            ["train", "lstm_ptb_large"],
+            "known recipes: awd_lstm_ptb_medium, awd_lstm_ptb_small, char_lstm",
+        ),
         (["evaluate", "no_such_model", "--dataset", "ptb"], "zoo presets:"),
         (["generate", "{seq2seq}", "hello"], "use `translate` for a Seq2Seq"),
         (["translate", "{lm}", "hello"], "`translate` needs a translation model"),

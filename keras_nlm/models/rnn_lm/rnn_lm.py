@@ -1,5 +1,3 @@
-import numbers
-
 import keras
 from keras import ops
 
@@ -11,19 +9,12 @@ from keras_nlm.layers.regularization import (
     temporal_activation_regularization,
 )
 from keras_nlm.models.base import LanguageModel, Model, token_ids_spec
-from keras_nlm.validation import check_positive_int, check_rate, check_token_tensor
-
-
-def _check_coefficient(value, argument):
-    """Raises unless `value` is a number >= 0 (a penalty's weight; numpy's
-    included, bools excluded); returns it as a Python `float`."""
-    if (
-        isinstance(value, bool)
-        or not isinstance(value, numbers.Real)
-        or not value >= 0  # NaN too
-    ):
-        raise ValueError(f"`{argument}` must be a number >= 0, got {value!r}.")
-    return float(value)
+from keras_nlm.validation import (
+    check_non_negative,
+    check_positive_int,
+    check_rate,
+    check_token_tensor,
+)
 
 
 @keras.saving.register_keras_serializable(package="keras_nlm")
@@ -126,10 +117,10 @@ class RNNLM(LanguageModel):
         self.hidden_dropout = check_rate(hidden_dropout, "hidden_dropout")
         self.output_dropout = check_rate(output_dropout, "output_dropout")
         self.weight_dropout = check_rate(weight_dropout, "weight_dropout")
-        self.activation_regularization = _check_coefficient(
+        self.activation_regularization = check_non_negative(
             activation_regularization, "activation_regularization"
         )
-        self.temporal_activation_regularization = _check_coefficient(
+        self.temporal_activation_regularization = check_non_negative(
             temporal_activation_regularization, "temporal_activation_regularization"
         )
         if tie_weights and embedding_dim != hidden_dim:
