@@ -27,6 +27,7 @@ COURSE_ORDER = [
     "06_bidirectional",
     "07_seq2seq",
     "08_zoo_and_backends",
+    "09_regularization",
 ]
 
 
