@@ -17,12 +17,14 @@ TF_CALLBACK_OPS = {"PyFunc", "PyFuncStateless", "EagerPyFunc"}
 
 
 def _fresh(name):
-    """The example model, untrained, without dropout: TensorFlow draws other
-    dropout masks under XLA (its random kernels differ), not other losses."""
+    """The example model, untrained, without any dropout (Zaremba's, locked,
+    embedding, weight drop): TensorFlow draws other masks under XLA (its
+    random kernels differ), not other losses."""
     model, x, y = EXAMPLES[name]
     config = model.get_config()
-    if "dropout" in config:
-        config["dropout"] = 0.0
+    for key in config:
+        if key.endswith("dropout"):
+            config[key] = 0.0
     return type(model).from_config(config), x, y
 
 
