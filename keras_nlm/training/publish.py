@@ -60,22 +60,29 @@ def measure(target, data_dir=None, first=True):
     return measured
 
 
-def _measure_under(backend, target, data_dir, first):
-    """`measure` under `backend`: here if it is this process's, else in a
-    fresh process that first imports the module of the model's class when it
-    is not keras-nlm's (a family of the user's own)."""
-    if backend == keras.backend.backend():
-        return measure(target, data_dir, first)
-    module = type(presets.load_preset(target)).__module__
+def _plugins(model_class):
+    """The module files a fresh process imports before loading a preset of
+    `model_class` (a class name of the registry): none for keras-nlm's own,
+    else the file of the user's family."""
+    module = keras.saving.get_registered_object(f"keras_nlm>{model_class}").__module__
+    if module.startswith("keras_nlm."):
+        return []
     if module == "__main__":
         raise ValueError(
-            f"The model class of {target} is defined in the script being run; "
+            f"The model class {model_class} is defined in the script being run; "
             "define it in a module, which the other backends' processes import."
         )
-    plugin = [] if module.startswith("keras_nlm.") else [sys.modules[module].__file__]
+    return [sys.modules[module].__file__]
+
+
+def _measure_under(backend, target, data_dir, first, plugins):
+    """`measure` under `backend`: here if it is this process's, else in a
+    fresh process that first imports the `plugins` (module files)."""
+    if backend == keras.backend.backend():
+        return measure(target, data_dir, first)
     output = target.parent / f"{target.name}.{backend}.partial.json"
     command = [sys.executable, "-m", "keras_nlm.training.publish", str(target)]
-    command += [str(output), str(data_dir or ""), str(int(first)), *plugin]
+    command += [str(output), str(data_dir or ""), str(int(first)), *plugins]
     env = dict(os.environ, KERAS_BACKEND=backend)
     done = subprocess.run(command, env=env, capture_output=True, text=True)
     if done.returncode:
@@ -216,8 +223,9 @@ def publish(run, name, zoo=None, backends=BACKENDS, data_dir=None):
     metadata["weights_dtype"] = "float16"
     presets.write_manifest(target)
     metadata["evaluations"] = {}
+    plugins = _plugins(metadata["recipe"]["model"]["class"])
     for i, backend in enumerate(backends):
-        measured = _measure_under(backend, target, data_dir, first=i == 0)
+        measured = _measure_under(backend, target, data_dir, i == 0, plugins)
         metadata["evaluations"][backend] = measured.pop("evaluations")
         metadata.update(measured)
     metadata["hardware"] = _hardware()
