@@ -3,6 +3,8 @@
 import keras
 from keras import ops
 
+from keras_nlm import distribution
+
 
 @keras.saving.register_keras_serializable(package="keras_nlm")
 class SparseCategoricalCrossentropy(keras.losses.SparseCategoricalCrossentropy):
@@ -33,6 +35,7 @@ class SparseCategoricalCrossentropy(keras.losses.SparseCategoricalCrossentropy):
         losses = self._per_token_losses(y_true, y_pred)
         if kept is not None:
             losses = ops.where(kept, losses, 0.0)
+            losses = _weigh_replica(losses, kept)
             # As Keras's own loss does: the mean then counts the kept tokens only.
             keras.src.backend.set_keras_mask(losses, kept)
         return losses
@@ -66,3 +69,17 @@ class SparseCategoricalCrossentropy(keras.losses.SparseCategoricalCrossentropy):
         labels = ops.expand_dims(ops.cast(y_true, "int32"), -1)
         picked = ops.squeeze(ops.take_along_axis(y_pred, labels, axis=-1), -1)
         return ops.logsumexp(y_pred, axis=-1) - picked
+
+
+def _weigh_replica(losses, kept):
+    """On one replica of a data-parallel step, its per-token losses scaled
+    so that its mean over its kept tokens, averaged over the replicas (as
+    TensorFlow and PyTorch average their gradients), is the mean over the
+    global batch's kept tokens, as on one device: replicas holding more
+    padding than others would otherwise weigh their tokens more."""
+    count = distribution.replica()[1]
+    if count == 1:
+        return losses
+    kept = ops.sum(ops.cast(kept, losses.dtype))
+    total = distribution.global_sum(kept)
+    return losses * ops.divide_no_nan(kept * count, total)

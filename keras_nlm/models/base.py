@@ -3,6 +3,7 @@ import inspect
 import keras
 from keras.src.trainers.data_adapters import get_data_adapter
 
+from keras_nlm import distribution
 from keras_nlm.losses import SparseCategoricalCrossentropy
 from keras_nlm.validation import (
     CheckedData,
@@ -87,6 +88,14 @@ class Model(keras.Model):
             inputs = as_arrays(args[0])
             self.check_inputs(inputs)  # before a backend converts the values
             args = (inputs, *args[1:])
+        # A training forward goes through PyTorch's DistributedDataParallel
+        # (see `train_step`), which calls the model back: once, not again.
+        forward = self.__dict__.pop("_keras_nlm_forward", None)
+        if forward is not None:
+            try:
+                return forward(*args, **kwargs)
+            finally:
+                self.__dict__["_keras_nlm_forward"] = forward
         built = self.built
         try:
             return super().__call__(*args, **kwargs)
@@ -199,6 +208,8 @@ class Model(keras.Model):
                 from_logits=True, ignore_class=self.ignored_label
             )
         super().compile(optimizer=optimizer, loss=loss, **kwargs)
+        if keras.backend.backend() == "tensorflow":
+            distribution.clip_after_summing(self.optimizer)
 
     def compile_from_config(self, config):
         # Keras skips restoring the compile state of models that override
@@ -215,6 +226,25 @@ class Model(keras.Model):
         it on each batch before the batch enters a compiled step.
         """
         raise NotImplementedError
+
+    def train_step(self, *args):  # JAX's takes the state too
+        # On PyTorch with several processes (`keras_nlm.distribution`), the
+        # forward goes through `DistributedDataParallel`, whose hooks then
+        # average the processes' gradients during Keras's `backward`.
+        wrapper = distribution.distributed_wrapper(self)
+        if wrapper is None:
+            return super().train_step(*args)
+        self.__dict__["_keras_nlm_forward"] = wrapper
+        try:
+            return super().train_step(*args)
+        finally:
+            del self.__dict__["_keras_nlm_forward"]
+
+    def _get_metrics_result_or_logs(self, logs):
+        # Keras's hook for the logs of an epoch and of an evaluation: with
+        # several PyTorch processes, each first holds the sums over all.
+        distribution.sum_over_processes(self.metrics_variables)
+        return super()._get_metrics_result_or_logs(logs)
 
     def _guard(self, step, kind):
         return guard_step(step, self._variable_restorer(kind), self.steps_per_execution)

@@ -1,6 +1,7 @@
 import keras
 from keras import ops
 
+from keras_nlm import distribution
 from keras_nlm.datasets.batching import StreamBatches, VariableStreamBatches
 from keras_nlm.layers import RecurrentStack, TokenEmbedding
 from keras_nlm.layers.dropout import LockedDropout, seeded_dropout
@@ -332,12 +333,17 @@ class CarriedState(Model):
         self._structure = keras.tree.lists_to_tuples(
             keras.tree.map_structure(lambda _: None, zeros)
         )
+        # Each replica of a data-parallel step (`keras_nlm.distribution`)
+        # carries its own rows: on TensorFlow in its own copy ("on_read"; read
+        # whole, the copies sum to the full state), elsewhere in its rows.
         self.state = [
-            self.add_weight(
-                shape=tuple(s.shape),
+            keras.Variable(
                 initializer="zeros",
+                shape=tuple(s.shape),
                 trainable=False,
                 name=f"state_{i}",
+                aggregation="sum",
+                synchronization="on_read",
             )
             for i, s in enumerate(keras.tree.flatten(zeros))
         ]
@@ -353,21 +359,45 @@ class CarriedState(Model):
 
     def call(self, inputs, training=None):
         inputs = self.check_inputs(inputs)
-        if inputs.shape[0] is not None and inputs.shape[0] != self.batch_size:
-            raise ValueError(
-                f"`inputs` must have batch_size={self.batch_size} rows (the "
-                f"streams whose state is carried); got shape {tuple(inputs.shape)}."
+        rows, replicas = inputs.shape[0], distribution.replicas()
+        # The whole batch, or one replica's share of it (Keras's TensorFlow
+        # `fit` also traces the model once on a share, outside the replicas).
+        if rows is not None and rows not in {
+            self.batch_size,
+            self.batch_size / replicas,
+        }:
+            share = (
+                f", or {self.batch_size // replicas} per replica"
+                if replicas > 1
+                else ""
             )
+            raise ValueError(
+                f"`inputs` must have batch_size={self.batch_size} rows{share}, "
+                f"the streams whose state is carried; got shape {tuple(inputs.shape)}."
+            )
+        index, count = distribution.replica()
+        if count > 1:  # a replica's step: its share, of a shape maybe unknown
+            rows = self.batch_size // count
+        part = rows is not None and rows < self.batch_size
+        start = index * rows if part else 0
         # A copy: on PyTorch the assignment below is in place, and autograd
         # still needs the values this batch started from.
-        state = keras.tree.pack_sequence_as(
-            self._structure, [ops.copy(v) for v in self.state]
-        )
+        state = [ops.copy(v) for v in self.state]
+        if part:
+            state = [_rows(v, start, rows) for v in state]
         logits, state = self.language_model(
-            inputs, initial_state=state, return_state=True, training=training
+            inputs,
+            initial_state=keras.tree.pack_sequence_as(self._structure, state),
+            return_state=True,
+            training=training,
         )
         for variable, value in zip(self.state, keras.tree.flatten(state)):
-            variable.assign(ops.stop_gradient(value))
+            value = ops.stop_gradient(value)
+            if part:
+                value = ops.slice_update(
+                    variable, (start,) + (0,) * (len(value.shape) - 1), value
+                )
+            variable.assign(value)
         return logits
 
     def reset_state(self):
@@ -402,6 +432,12 @@ class CarriedState(Model):
             config["language_model"]
         )
         return cls(**config)
+
+
+def _rows(state, start, rows):
+    return ops.slice(
+        state, (start,) + (0,) * (len(state.shape) - 1), (rows, *state.shape[1:])
+    )
 
 
 class _ResetStateEachEpoch(keras.callbacks.Callback):

@@ -1,0 +1,64 @@
+"""Trains a model three steps through `keras_nlm.distribution.DataParallel`
+and saves its final weights: run by `distribution_test.py` on one device
+and on two (JAX and TensorFlow in one process, PyTorch in two processes
+started by torchrun), whose results must be equal.
+
+    python tests/distribution_worker.py CASE DEVICES OUT.npz
+"""
+
+import sys
+
+import keras
+import numpy as np
+
+from keras_nlm import models
+from keras_nlm.datasets.batching import SentencePairs, StreamBatches
+from keras_nlm.distribution import DataParallel
+
+BATCH_SIZE = 8
+
+
+def rnn_lm(rng):
+    """A stateful LSTM LM: the state carried across the three batches."""
+    model = models.RNNLM(30, cell="lstm", num_layers=2, hidden_dim=12, embedding_dim=6)
+    trainer = models.CarriedState(model, BATCH_SIZE)
+    batches = StreamBatches(rng.integers(1, 30, 8 * 3 * 5 + 1), BATCH_SIZE, 5)
+    return trainer, batches
+
+
+def seq2seq(rng):
+    """A Seq2Seq with attention on padded pairs of different lengths: the
+    two halves of a batch hold different numbers of tokens."""
+    model = models.Seq2Seq(25, 27, num_layers=1, hidden_dim=10, attention="luong")
+    lengths = rng.integers(2, 9, (2, 3 * BATCH_SIZE))
+    sources = [list(rng.integers(3, 25, n)) for n in lengths[0]]
+    targets = [list(rng.integers(3, 27, n)) for n in lengths[1]]
+    batches = SentencePairs(
+        sources, targets, start_id=1, end_id=2, batch_size=BATCH_SIZE, shuffle=False
+    )
+    return model, batches
+
+
+def main(case, devices, out):
+    parallel = DataParallel(devices)
+    rng = np.random.default_rng(0)
+    with parallel.scope():
+        trainer, batches = {"rnn_lm": rnn_lm, "seq2seq": seq2seq}[case](rng)
+        data = parallel.shard(batches)
+        trainer(data[0][0])
+        for weight in trainer.trainable_weights:
+            weight.assign(rng.uniform(-0.3, 0.3, weight.shape).astype("float32"))
+        # Clipping binds (the gradients' norm is above 0.05): it must see the global gradient.
+        trainer.compile(keras.optimizers.SGD(0.5, global_clipnorm=0.05))
+        history = trainer.fit(data, epochs=1, shuffle=False, verbose=0)
+    parallel.close()
+    if parallel.writes:
+        np.savez(
+            out,
+            loss=history.history["loss"][-1],
+            *[keras.ops.convert_to_numpy(w) for w in trainer.trainable_weights],
+        )
+
+
+if __name__ == "__main__":
+    main(sys.argv[1], int(sys.argv[2]), sys.argv[3])
