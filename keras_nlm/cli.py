@@ -4,7 +4,7 @@
     keras-nlm ngram --dataset NAME [--order N] [--split test] [--json]
                                                    the Kneser-Ney baseline's perplexity
     keras-nlm recipes [--json]                     the training recipes
-    keras-nlm train RECIPE [--epochs N] [--output DIR] [--resume]
+    keras-nlm train RECIPE [--epochs N] [--output DIR] [--resume] [--devices N]
                    [--optimizer sgd|adam|adafactor] [--learning-rate LR] [--dropout P]
                                                    train a recipe (a name or a JSON file)
     keras-nlm evaluate MODEL --dataset NAME [--split test] [--beam N] [--limit N]
@@ -24,7 +24,9 @@ Errors exit non-zero with one clear line.
 import argparse
 import contextlib
 import json
+import os
 import pathlib
+import subprocess
 import sys
 
 
@@ -110,8 +112,14 @@ def _train(args):
     recipe = recipe.replace(**{k: v for k, v in changes.items() if v is not None})
     output = args.output or f"runs/{recipe.name}"
     _, metadata = training.train(
-        recipe, output, resume=args.resume, data_dir=args.data_dir
+        recipe,
+        output,
+        resume=args.resume,
+        data_dir=args.data_dir,
+        devices=args.devices,
     )
+    if metadata is None:  # one of PyTorch's other processes
+        return None
     result = {"output": output, **metadata["metrics"]}
     if args.json:
         return result
@@ -121,6 +129,34 @@ def _train(args):
             f"  {split:<10} " + ", ".join(f"{k} {v:.4g}" for k, v in _numbers(values))
         )
     return None
+
+
+def _devices(devices):
+    """Prepares this process to train on `devices` devices; returns how many
+    processes to start instead (PyTorch's one per device), or 0."""
+    import keras
+
+    backend = keras.backend.backend()
+    if backend == "torch" and "WORLD_SIZE" not in os.environ:
+        return devices
+    if backend == "jax":
+        # Read when JAX starts, at its first computation, which is to come:
+        # it splits a CPU into that many devices (GPUs and TPUs are unchanged).
+        flag = f"--xla_force_host_platform_device_count={devices}"
+        flags = os.environ.get("XLA_FLAGS", "")
+        if "xla_force_host_platform_device_count" not in flags:
+            os.environ["XLA_FLAGS"] = f"{flags} {flag}".strip()
+    return 0
+
+
+def _torchrun(processes, argv):
+    """This command again, in `processes` processes started by torchrun on
+    this machine; its exit code."""
+    command = [
+        *(sys.executable, "-m", "torch.distributed.run", "--standalone"),
+        *("--nproc-per-node", str(processes), "-m", "keras_nlm.cli", *argv),
+    ]
+    return subprocess.run(command).returncode
 
 
 def _numbers(values):
@@ -311,6 +347,13 @@ def parser():
     train.add_argument(
         "--resume", action="store_true", help="continue the run in --output"
     )
+    train.add_argument(
+        "--devices",
+        type=_positive_int,
+        default=1,
+        help="devices that share each batch (data parallelism; on PyTorch, "
+        "one process per device, started with torchrun)",
+    )
     train.add_argument("--optimizer", choices=("sgd", "adam", "adafactor"))
     train.add_argument("--learning-rate", type=float)
     train.add_argument("--dropout", type=float)
@@ -397,7 +440,12 @@ def parser():
 
 
 def main(argv=None):
+    argv = sys.argv[1:] if argv is None else list(argv)
     args = parser().parse_args(argv)
+    if getattr(args, "devices", 1) > 1:
+        processes = _devices(args.devices)
+        if processes:
+            return _torchrun(processes, argv)
     # With --json, stdout holds the JSON object alone: anything else printed
     # there (Keras's progress bars) goes to stderr.
     quiet = contextlib.redirect_stdout(sys.stderr)

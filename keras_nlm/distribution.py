@@ -26,6 +26,7 @@ the loss divides by the global batch's number of kept tokens.
 """
 
 import contextlib
+import functools
 import os
 
 import keras
@@ -212,12 +213,16 @@ class DataParallel:
             )
 
     def shard(self, batches):
-        """This process's rows of every batch of the `PyDataset` `batches`:
-        on PyTorch, each process's share; elsewhere the global batch, which
-        the engine splits."""
-        if keras.backend.backend() != "torch" or self.devices == 1:
+        """What this process feeds `fit` of the `PyDataset` `batches`: on
+        PyTorch, its rows of every batch; elsewhere the global batch, which
+        the engine splits. A batch whose rows the devices cannot share
+        equally (an epoch's last, partial one) leaves out its last rows, at
+        most `devices - 1`."""
+        if self.devices == 1:
             return batches
-        return _Rows(batches, self.index, self.devices)
+        if keras.backend.backend() != "torch":
+            return _Rows(batches, 0, 1, self.devices)
+        return _Rows(batches, self.index, self.devices, self.devices)
 
     def close(self):
         """Waits for every PyTorch process, then ends their group."""
@@ -229,7 +234,10 @@ class DataParallel:
                 dist.destroy_process_group()
 
 
+@functools.cache
 def _mirrored_strategy(devices):
+    # One per process: a second strategy over the same devices reuses the
+    # first one's collective keys, and their all-reduces mix up.
     import tensorflow as tf
 
     kind = "GPU"
@@ -278,19 +286,22 @@ def _torch_process_group(devices):
 
 
 class _Rows(keras.utils.PyDataset):
-    """Process `index`'s rows of each batch of `batches`: the `index`-th of
-    `count` equal slices, as TensorFlow's and JAX's engines split a batch."""
+    """The `index`-th of `count` equal slices of each batch of `batches`
+    (the first rows first, as TensorFlow and JAX split a batch), each batch
+    cut to a multiple of `devices` rows."""
 
-    def __init__(self, batches, index, count):
+    def __init__(self, batches, index, count, devices):
         super().__init__()
         self.batches, self.index, self.count = batches, index, count
+        self.devices = devices
 
     def __len__(self):
         return len(self.batches)
 
     def __getitem__(self, i):
-        def rows(array):
-            size = array.shape[0] // self.count
-            return array[self.index * size : (self.index + 1) * size]
-
-        return keras.tree.map_structure(rows, self.batches[i])
+        batch = self.batches[i]
+        rows = keras.tree.flatten(batch)[0].shape[0] // self.devices * self.devices
+        size = rows // self.count
+        return keras.tree.map_structure(
+            lambda array: array[self.index * size : (self.index + 1) * size], batch
+        )

@@ -1,9 +1,10 @@
-"""Trains a model three steps through `keras_nlm.distribution.DataParallel`
-and saves its final weights: run by `distribution_test.py` on one device
-and on two (JAX and TensorFlow in one process, PyTorch in two processes
-started by torchrun), whose results must be equal.
+"""Trains each case's model three steps through
+`keras_nlm.distribution.DataParallel` and saves its final weights and loss:
+`distribution_test.py` trains on one device in its own process and runs
+this on two (JAX and TensorFlow in one process, PyTorch in two processes
+started by torchrun); the results must be equal.
 
-    python tests/distribution_worker.py CASE DEVICES OUT.npz
+    python tests/distribution_worker.py DEVICES OUT_FOLDER
 """
 
 import sys
@@ -39,26 +40,40 @@ def seq2seq(rng):
     return model, batches
 
 
-def main(case, devices, out):
+def train(case, devices):
+    """`(loss, how far the weights moved, weights)` after three steps of `case` on `devices` devices,
+    or None in PyTorch's other processes."""
     parallel = DataParallel(devices)
     rng = np.random.default_rng(0)
     with parallel.scope():
-        trainer, batches = {"rnn_lm": rnn_lm, "seq2seq": seq2seq}[case](rng)
+        trainer, batches = CASES[case](rng)
         data = parallel.shard(batches)
         trainer(data[0][0])
+        initial = []
         for weight in trainer.trainable_weights:
-            weight.assign(rng.uniform(-0.3, 0.3, weight.shape).astype("float32"))
-        # Clipping binds (the gradients' norm is above 0.05): it must see the global gradient.
+            initial.append(rng.uniform(-0.3, 0.3, weight.shape).astype("float32"))
+            weight.assign(initial[-1])
+        # Clipping binds (the gradients' norm is above 0.05): it must see the
+        # global gradient.
         trainer.compile(keras.optimizers.SGD(0.5, global_clipnorm=0.05))
         history = trainer.fit(data, epochs=1, shuffle=False, verbose=0)
     parallel.close()
-    if parallel.writes:
-        np.savez(
-            out,
-            loss=history.history["loss"][-1],
-            *[keras.ops.convert_to_numpy(w) for w in trainer.trainable_weights],
-        )
+    if not parallel.writes:
+        return None
+    weights = [keras.ops.convert_to_numpy(w) for w in trainer.trainable_weights]
+    moved = max(float(np.abs(w - i).max()) for w, i in zip(weights, initial))
+    return history.history["loss"][-1], moved, weights
+
+
+CASES = {"rnn_lm": rnn_lm, "seq2seq": seq2seq}
+
+
+def main(devices, folder):
+    for case in CASES:
+        result = train(case, devices)
+        if result is not None:
+            np.savez(f"{folder}/{case}.npz", result[0], result[1], *result[2])
 
 
 if __name__ == "__main__":
-    main(sys.argv[1], int(sys.argv[2]), sys.argv[3])
+    main(int(sys.argv[1]), sys.argv[2])

@@ -83,15 +83,19 @@ class EpochCheckpoint(keras.callbacks.Callback):
     Args:
         directory: where the checkpoints go (one folder per run).
         monitor: the logged value whose lowest epoch is kept.
+        writes: False in the processes of a data-parallel run that do not
+            write its files (PyTorch's but the first): they resume from the
+            checkpoint and keep the history, and write nothing.
     """
 
     # Checking the loss needs no ordering with the training steps.
     async_safe = True
 
-    def __init__(self, directory, monitor="val_loss"):
+    def __init__(self, directory, monitor="val_loss", writes=True):
         super().__init__()
         self.directory = str(directory)
         self.monitor = monitor
+        self.writes = writes
         self.history = []
         self._epoch = 0
 
@@ -236,6 +240,8 @@ class EpochCheckpoint(keras.callbacks.Callback):
         self.history.append(
             {"epoch": epoch + 1, **logs, **timing, "backend": keras.backend.backend()}
         )
+        if not self.writes:
+            return
         name = _folder(epoch + 1)
         folder = os.path.join(self.directory, name)
         partial = f"{folder}.partial"

@@ -9,6 +9,7 @@ import keras_hub
 
 from keras_nlm import evaluation, presets
 from keras_nlm.datasets.batching import SentencePairs
+from keras_nlm.distribution import DataParallel
 from keras_nlm.files import write_json
 from keras_nlm.models import CarriedState
 from keras_nlm.training.checkpoint import EpochCheckpoint
@@ -154,7 +155,7 @@ def _check_output(recipe, output, resume):
     return latest["epoch"]
 
 
-def train(recipe, output, resume=False, data_dir=None, verbose="auto"):
+def train(recipe, output, resume=False, data_dir=None, verbose="auto", devices=1):
     """Runs a recipe: trains, checkpoints every epoch, evaluates, saves a preset.
 
     Args:
@@ -170,83 +171,35 @@ def train(recipe, output, resume=False, data_dir=None, verbose="auto"):
             resumed run ends where an uninterrupted one would have.
         data_dir: a local mirror of the corpora (default `$KERAS_NLM_DATA`).
         verbose: passed to `fit` (`"auto"` shows Keras's progress bar).
+        devices: how many devices share each of the recipe's batches (data
+            parallelism through the backend's own engine; see
+            `keras_nlm.distribution.DataParallel`). The recipe's numbers stay
+            the same (the global batch, the learning rates), and so does what
+            is trained, up to float rounding: a run's checkpoints resume on
+            any number of devices. On PyTorch, each device is a process that
+            `torchrun` starts and that calls `train`; the first one writes
+            the run's files.
 
     Returns:
-        The trained model (tokenizers attached) and its metadata dict.
+        The trained model (tokenizers attached) and its metadata dict (None
+        in PyTorch's other processes, which stop after the last epoch).
     """
+    # First: TensorFlow's CPU is split into devices before it starts.
+    parallel = DataParallel(devices)
+    parallel.check_batch_size(recipe.batch_size)
     output = pathlib.Path(output)
     initial_epoch = _check_output(recipe, output, resume)
     keras.utils.set_random_seed(recipe.seed)
     tokenizers = recipe.make_tokenizers(data_dir)
-    model = recipe.make_model(tokenizers)
-    for role, tokenizer in tokenizers.items():
-        setattr(model, role, tokenizer)
-    train_data = _batches(recipe, model, tokenizers, "train", data_dir, initial_epoch)
-    validation_data = _batches(recipe, model, tokenizers, "validation", data_dir, 0)
-    trainer = CarriedState(model, recipe.batch_size) if recipe.carry_state else model
-    trainer(train_data[0][0])  # build the weights before initialising them
-    if recipe.init_scale is not None:
-        for i, weight in enumerate(model.trainable_weights):
-            weight.assign(
-                keras.random.uniform(
-                    weight.shape,
-                    -recipe.init_scale,
-                    recipe.init_scale,
-                    seed=recipe.seed + i,
-                )
-            )
-    # Only a run that could start writes its folder: a failed start (a bad
-    # recipe, a missing corpus) leaves nothing behind.
-    output.mkdir(parents=True, exist_ok=True)
-    write_json(output / RECIPE_FILE, recipe.to_dict())
-    checkpoint = EpochCheckpoint(output / CHECKPOINTS)
-    # The scheduler comes first, so that the epoch's learning rate, which it
-    # adds to the logs, is in the checkpoint's history.
-    schedule = keras.callbacks.LearningRateScheduler(
-        lambda epoch, _: recipe.learning_rate_at(epoch, checkpoint.history)
-    )
-    # The averaged epochs, if any, are a second `fit` with an optimizer that
-    # keeps the average: it starts at the weights the first part ended with.
-    parts = [recipe.epochs]
-    if recipe.average_after is not None:
-        parts = [recipe.average_after, recipe.epochs]
     started = time.perf_counter()
-    for end in parts:
-        # The last part always runs: its `fit` loads the latest checkpoint.
-        if end < recipe.epochs and initial_epoch >= end:
-            continue
-        optimizer = recipe.make_optimizer(recipe.averaged(end - 1), len(train_data))
-        callbacks = [schedule, checkpoint]
-        if optimizer.use_ema:
-            # Validation sees the average. The checkpoints keep the weights
-            # being trained as the model's and the average in the optimizer's
-            # state, so that a resumed run goes on as an uninterrupted one.
-            callbacks.insert(1, keras.callbacks.SwapEMAWeights())
-        if recipe.nonmonotone_interval is not None:
-            callbacks.insert(-1, _StartAveraging(recipe, checkpoint))
-        if recipe.variable_length:
-            callbacks.append(_VariableLengths(train_data))
-        trainer.compile(
-            optimizer=optimizer,
-            metrics=[
-                keras_hub.metrics.Perplexity(
-                    from_logits=True, mask_token_id=model.ignored_label
-                )
-            ],
+    with parallel.scope():
+        model, trainer, checkpoint = _fit(
+            recipe, output, data_dir, verbose, parallel, tokenizers, initial_epoch
         )
-        # At the first averaged epoch the checkpoint's optimizer (without an
-        # average) does not fit, so Keras skips loading it with a warning: the
-        # new optimizer starts at step 0, where its average is the weights.
-        trainer.fit(
-            train_data,
-            validation_data=validation_data,
-            epochs=end,
-            callbacks=callbacks,
-            verbose=verbose,
-            # The batches shuffle themselves, from (seed, epoch); Keras's own
-            # shuffling would differ between a resumed and an uninterrupted run.
-            shuffle=False,
-        )
+    parallel.close()
+    if not parallel.writes:
+        return model, None
+    # Outside the scope: TensorFlow evaluates on one device.
     best_epoch = None
     if recipe.restore_best_weights:
         best_epoch = checkpoint.best_epoch()
@@ -272,3 +225,81 @@ def train(recipe, output, resume=False, data_dir=None, verbose="auto"):
         model, output, tokenizers, metadata, keep=(RECIPE_FILE, CHECKPOINTS)
     )
     return model, metadata
+
+
+def _fit(recipe, output, data_dir, verbose, parallel, tokenizers, initial_epoch):
+    """Builds the model and trains it, checkpointing every epoch; returns
+    the model, what trained it, and the checkpoint."""
+    model = recipe.make_model(tokenizers)
+    for role, tokenizer in tokenizers.items():
+        setattr(model, role, tokenizer)
+    batches = _batches(recipe, model, tokenizers, "train", data_dir, initial_epoch)
+    train_data = parallel.shard(batches)
+    validation_data = parallel.shard(
+        _batches(recipe, model, tokenizers, "validation", data_dir, 0)
+    )
+    trainer = CarriedState(model, recipe.batch_size) if recipe.carry_state else model
+    trainer(train_data[0][0])  # build the weights before initialising them
+    if recipe.init_scale is not None:
+        for i, weight in enumerate(model.trainable_weights):
+            weight.assign(
+                keras.random.uniform(
+                    weight.shape,
+                    -recipe.init_scale,
+                    recipe.init_scale,
+                    seed=recipe.seed + i,
+                )
+            )
+    # Only a run that could start writes its folder: a failed start (a bad
+    # recipe, a missing corpus) leaves nothing behind.
+    if parallel.writes:
+        output.mkdir(parents=True, exist_ok=True)
+        write_json(output / RECIPE_FILE, recipe.to_dict())
+    checkpoint = EpochCheckpoint(output / CHECKPOINTS, writes=parallel.writes)
+    # The scheduler comes first, so that the epoch's learning rate, which it
+    # adds to the logs, is in the checkpoint's history.
+    schedule = keras.callbacks.LearningRateScheduler(
+        lambda epoch, _: recipe.learning_rate_at(epoch, checkpoint.history)
+    )
+    # The averaged epochs, if any, are a second `fit` with an optimizer that
+    # keeps the average: it starts at the weights the first part ended with.
+    parts = [recipe.epochs]
+    if recipe.average_after is not None:
+        parts = [recipe.average_after, recipe.epochs]
+    for end in parts:
+        # The last part always runs: its `fit` loads the latest checkpoint.
+        if end < recipe.epochs and initial_epoch >= end:
+            continue
+        optimizer = recipe.make_optimizer(recipe.averaged(end - 1), len(train_data))
+        callbacks = [schedule, checkpoint]
+        if optimizer.use_ema:
+            # Validation sees the average. The checkpoints keep the weights
+            # being trained as the model's and the average in the optimizer's
+            # state, so that a resumed run goes on as an uninterrupted one.
+            callbacks.insert(1, keras.callbacks.SwapEMAWeights())
+        if recipe.nonmonotone_interval is not None:
+            callbacks.insert(-1, _StartAveraging(recipe, checkpoint))
+        if recipe.variable_length:
+            callbacks.append(_VariableLengths(batches))
+        trainer.compile(
+            optimizer=optimizer,
+            metrics=[
+                keras_hub.metrics.Perplexity(
+                    from_logits=True, mask_token_id=model.ignored_label
+                )
+            ],
+        )
+        # At the first averaged epoch the checkpoint's optimizer (without an
+        # average) does not fit, so Keras skips loading it with a warning: the
+        # new optimizer starts at step 0, where its average is the weights.
+        trainer.fit(
+            train_data,
+            validation_data=validation_data,
+            epochs=end,
+            callbacks=callbacks,
+            verbose=verbose if parallel.writes else 0,
+            # The batches shuffle themselves, from (seed, epoch); Keras's own
+            # shuffling would differ between a resumed and an uninterrupted run.
+            shuffle=False,
+        )
+    return model, trainer, checkpoint

@@ -1,0 +1,135 @@
+"""Data-parallel training on two devices of this CPU (JAX: two XLA host
+devices; TensorFlow: two logical CPU devices; PyTorch: two gloo processes
+started by torchrun) ends where one device ends, and its runs and presets
+are interchangeable with one device's."""
+
+import json
+import os
+import pathlib
+import subprocess
+import sys
+
+import distribution_worker
+import keras
+import numpy as np
+import pytest
+
+from keras_nlm import evaluation, presets, training
+from keras_nlm.distribution import DataParallel
+from keras_nlm.training.training_test import QUICK
+
+HERE = pathlib.Path(__file__).parent
+BACKENDS = ("tensorflow", "jax", "torch")
+
+
+def _run(command, backend=None, devices=1, cwd=HERE):
+    """`command` (a script or `-m` module, and its arguments) in a new
+    process; the worker script on `devices` devices (PyTorch's as torchrun's
+    processes)."""
+    backend = backend or keras.backend.backend()
+    env = {**os.environ, "KERAS_BACKEND": backend}
+    env.pop("XLA_FLAGS", None)  # the CLI sets it for `--devices`
+    launcher = [sys.executable]
+    if devices > 1:  # the worker
+        env["XLA_FLAGS"] = f"--xla_force_host_platform_device_count={devices}"
+        if backend == "torch":
+            launcher += ["-m", "torch.distributed.run", "--standalone"]
+            launcher += ["--nproc-per-node", str(devices)]
+    result = subprocess.run(
+        [*launcher, *command], env=env, capture_output=True, text=True, cwd=cwd
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    return result.stdout
+
+
+def test_three_steps_on_two_devices_end_with_one_devices_weights(tmp_path):
+    # The worker's cases: a stateful LSTM LM over three consecutive batches
+    # (each replica carries its rows' state) and an attention Seq2Seq whose
+    # replicas hold different numbers of padded tokens; the gradient's clip
+    # binds. Each backend splits the batch its own way.
+    _run(["distribution_worker.py", "2", str(tmp_path)], devices=2)
+    for case in distribution_worker.CASES:
+        loss, moved, weights = distribution_worker.train(case, devices=1)
+        assert moved > 0.01, case  # trained: not the initial weights compared
+        saved = np.load(tmp_path / f"{case}.npz")
+        arrays = [saved[f"arr_{i}"] for i in range(len(saved.files))]
+        assert float(arrays[0]) == pytest.approx(loss, rel=1e-6), case
+        for one, two in zip(weights, arrays[2:], strict=True):
+            np.testing.assert_allclose(two, one, atol=2e-7, err_msg=case)
+
+
+# QUICK without dropout (each replica of TensorFlow and PyTorch draws its own
+# masks) for two epochs: the learning rate halves after the first.
+PLAIN = QUICK.replace(
+    model={**QUICK.model, "dropout": 0.0}, epochs=2, name="plain_timemachine"
+)
+
+
+def _train_cli(recipe_file, output, devices, epochs, resume=False):
+    command = ["-m", "keras_nlm.cli", "train", str(recipe_file), "--output"]
+    command += [str(output), "--epochs", str(epochs), "--devices", str(devices)]
+    _run(command + ["--resume"] * resume)
+
+
+def _final_weights(run):
+    return [np.asarray(w) for w in presets.load_preset(run).get_weights()]
+
+
+def test_checkpoints_resume_across_device_counts(tmp_path):
+    recipe_file = tmp_path / "plain.json"
+    recipe_file.write_text(json.dumps(PLAIN.to_dict()))
+    _train_cli(recipe_file, tmp_path / "two", devices=2, epochs=2)
+    # Two devices, then one.
+    _train_cli(recipe_file, tmp_path / "two_one", devices=2, epochs=1)
+    training.train(PLAIN, tmp_path / "two_one", resume=True, verbose=0)
+    # One device, then two.
+    training.train(PLAIN.replace(epochs=1), tmp_path / "one_two", verbose=0)
+    _train_cli(recipe_file, tmp_path / "one_two", devices=2, epochs=2, resume=True)
+    uninterrupted = _final_weights(tmp_path / "two")
+    for run in ("two_one", "one_two"):
+        history = presets.load_metadata(tmp_path / run)["history"]
+        assert [h["epoch"] for h in history] == [1, 2]
+        for a, b in zip(uninterrupted, _final_weights(tmp_path / run), strict=True):
+            np.testing.assert_allclose(b, a, atol=1e-5, err_msg=run)
+
+
+def test_bad_device_counts_are_refused_clearly():
+    with pytest.raises(ValueError, match="devices"):
+        DataParallel(0)
+    parallel = DataParallel(1)
+    parallel.devices = 3
+    with pytest.raises(ValueError, match="devices=3 must divide the batch size 8"):
+        parallel.check_batch_size(8)
+    if keras.backend.backend() != "tensorflow":  # it would split this CPU
+        # This process has one device (JAX), or is not one of torchrun's.
+        with pytest.raises(ValueError, match="devices=2"):
+            DataParallel(2)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_readme_two_device_training_loads_and_evaluates_everywhere(tmp_path, backend):
+    """The README's section runs as written under `backend`; its preset
+    loads and evaluates on one device under every backend, alike."""
+    if backend != keras.backend.backend():
+        pytest.skip("each backend's suite runs its own training")
+    readme = (HERE.parent / "README.md").read_text()
+    section = readme.split("## Training on several devices")[1].split("\n## ")[0]
+    block = section.split("```bash\n")[1].split("```")[0]
+    outputs = []
+    for line in block.strip().splitlines():
+        program, *arguments = line.split()
+        assert program == ".venv/bin/keras-nlm"
+        outputs.append(_run(["-m", "keras_nlm.cli", *arguments], cwd=tmp_path))
+    run = tmp_path / "runs/timemachine-2"
+    assert presets.load_metadata(run)["history"][-1]["backend"] == backend
+    perplexity = json.loads(outputs[-1])["perplexity"]
+    assert perplexity < 20  # learned: the uniform model's is about 70
+    model = presets.load_preset(run)
+    here = evaluation.evaluate(model, "timemachine", "test")["perplexity"]
+    assert here == pytest.approx(perplexity, rel=1e-5)
+    for other in BACKENDS:
+        if other != backend:
+            evaluate = ["-m", "keras_nlm.cli", "evaluate", str(run), "--json"]
+            evaluate += ["--dataset", "timemachine", "--split", "test"]
+            result = json.loads(_run(evaluate, backend=other))
+            assert result["perplexity"] == pytest.approx(here, rel=1e-4), other
