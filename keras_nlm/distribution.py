@@ -61,12 +61,16 @@ def replicas():
     return 1
 
 
-def _processes():
-    import torch.distributed as dist
+# `(rank, processes)` while a `DataParallel` trains on several PyTorch
+# processes. Not `torch.distributed.is_initialized()`: the group outlives a
+# training (a second one in the process reuses it; creating it again after
+# `destroy_process_group` hangs under torchrun), and the first process then
+# evaluates alone.
+_torch_processes = None
 
-    if dist.is_available() and dist.is_initialized():
-        return dist.get_rank(), dist.get_world_size()
-    return 0, 1
+
+def _processes():
+    return _torch_processes or (0, 1)
 
 
 def global_sum(value):
@@ -150,8 +154,8 @@ class DataParallel:
 
     Build, compile and train the model inside `scope()`; on PyTorch, feed
     each process `shard(batches)`, and only the process where `writes` is
-    True writes files. `close()` ends PyTorch's process group (after it, the
-    first process goes on alone: evaluating, saving).
+    True writes files. After `close()`, each PyTorch process computes alone
+    (the first one evaluates and saves).
 
     Args:
         devices: how many devices (replicas) share each batch. JAX takes
@@ -225,13 +229,13 @@ class DataParallel:
         return _Rows(batches, self.index, self.devices, self.devices)
 
     def close(self):
-        """Waits for every PyTorch process, then ends their group."""
+        """Waits for every PyTorch process; then each computes alone."""
+        global _torch_processes
         if keras.backend.backend() == "torch" and self.devices > 1:
             import torch.distributed as dist
 
-            if dist.is_initialized():
-                dist.barrier()
-                dist.destroy_process_group()
+            dist.barrier()
+            _torch_processes = None
 
 
 @functools.cache
@@ -282,6 +286,8 @@ def _torch_process_group(devices):
             f"devices={devices}, but {dist.get_world_size()} PyTorch processes "
             f"were started: start {devices} (`torchrun --nproc-per-node {devices}`)."
         )
+    global _torch_processes
+    _torch_processes = dist.get_rank(), devices
     return dist.get_rank()
 
 

@@ -13,7 +13,7 @@ import keras
 import numpy as np
 
 from keras_nlm import models
-from keras_nlm.datasets.batching import SentencePairs, StreamBatches
+from keras_nlm.datasets.batching import NGramWindows, SentencePairs, StreamBatches
 from keras_nlm.distribution import DataParallel
 
 BATCH_SIZE = 8
@@ -25,6 +25,15 @@ def rnn_lm(rng):
     trainer = models.CarriedState(model, BATCH_SIZE)
     batches = StreamBatches(rng.integers(1, 30, 8 * 3 * 5 + 1), BATCH_SIZE, 5)
     return trainer, batches
+
+
+def fixed_window(rng):
+    """Bengio et al.'s window model, with the direct connections."""
+    model = models.FixedWindowLM(
+        30, window_size=3, embedding_dim=6, hidden_dim=12, direct_connections=True
+    )
+    ids = rng.integers(1, 30, 3 * BATCH_SIZE + 3)
+    return model, NGramWindows(ids, window_size=3, batch_size=BATCH_SIZE, shuffle=False)
 
 
 def seq2seq(rng):
@@ -65,7 +74,7 @@ def train(case, devices):
     return history.history["loss"][-1], moved, weights
 
 
-CASES = {"rnn_lm": rnn_lm, "seq2seq": seq2seq}
+CASES = {"rnn_lm": rnn_lm, "fixed_window": fixed_window, "seq2seq": seq2seq}
 
 
 def main(devices, folder):
