@@ -113,6 +113,37 @@ def clip_after_summing(optimizer):
     optimizer._clip_gradients = clip_sum
 
 
+def step_callbacks():
+    """Callbacks that `fit`, `evaluate` and `predict` add: under JAX's
+    distribution over several devices, one that keeps Keras from running
+    the batch-end callbacks in a thread pool. A thread reading a batch's
+    logs (multi-device arrays) while the main thread dispatches the next
+    step lets the devices' queues take two programs in opposite orders,
+    and XLA's CPU devices then wait for each other forever (seen in a
+    two-device training under load: "Termination timeout for all gather")."""
+    distribution = keras.distribution.distribution()
+    if (
+        keras.backend.backend() != "jax"
+        or distribution is None
+        or len(distribution.device_mesh.devices.flat) == 1
+    ):
+        return []
+    return [_InOrder()]
+
+
+class _InOrder(keras.callbacks.Callback):
+    # Keras runs batch-end callbacks in threads only if each one either says
+    # it is `async_safe` or has no batch-end method of its own.
+    def on_train_batch_end(self, batch, logs=None):
+        pass
+
+    def on_test_batch_end(self, batch, logs=None):
+        pass
+
+    def on_predict_batch_end(self, batch, logs=None):
+        pass
+
+
 def sum_over_processes(variables):
     """Makes each PyTorch process's variables hold the sum (aggregation
     `"sum"`) or mean (`"mean"`) of all processes' values: the metrics' totals
@@ -164,6 +195,10 @@ class DataParallel:
             its GPUs, or that many logical CPU devices if there are fewer
             GPUs (set before TensorFlow starts); PyTorch needs that many
             processes, started by `torchrun --nproc-per-node N`.
+        strategy: TensorFlow only, instead of `devices`: the
+            `tf.distribute.Strategy` to train with, such as a TPU's
+            `tf.distribute.TPUStrategy(resolver)`; the code it runs is the
+            same as under `MirroredStrategy`.
 
     Example:
     >>> parallel = DataParallel(2)
@@ -173,13 +208,21 @@ class DataParallel:
     ...     model.fit(parallel.shard(batches))
     """
 
-    def __init__(self, devices=1):
+    def __init__(self, devices=1, strategy=None):
         from keras_nlm.validation import check_positive_int
 
         self.devices = check_positive_int(devices, "devices")
         self.index = 0
-        self._strategy = None
+        self._strategy = strategy
         backend = keras.backend.backend()
+        if strategy is not None:
+            if backend != "tensorflow":
+                raise ValueError(
+                    "`strategy` is a TensorFlow `tf.distribute.Strategy`; on "
+                    f"{backend}, pass `devices`."
+                )
+            self.devices = strategy.num_replicas_in_sync
+            return
         if self.devices == 1:
             return
         if backend == "jax":

@@ -102,6 +102,26 @@ def test_checkpoints_resume_across_device_counts(tmp_path):
             np.testing.assert_allclose(b, a, atol=1e-5, err_msg=run)
 
 
+def test_a_tensorflow_strategy_of_ones_own_trains_as_one_device(tmp_path):
+    if keras.backend.backend() != "tensorflow":
+        with pytest.raises(ValueError, match="`strategy` is a TensorFlow"):
+            DataParallel(strategy=object())
+        return
+    import tensorflow as tf
+
+    # The code path a TPU's strategy takes, with a strategy this CPU has.
+    parallel = DataParallel(strategy=tf.distribute.OneDeviceStrategy("/cpu:0"))
+    recipe = PLAIN.replace(epochs=1)
+    training.train(recipe, tmp_path / "strategy", verbose=0, devices=parallel)
+    training.train(recipe, tmp_path / "plain", verbose=0)
+    for a, b in zip(
+        _final_weights(tmp_path / "plain"),
+        _final_weights(tmp_path / "strategy"),
+        strict=True,
+    ):
+        np.testing.assert_allclose(b, a, atol=1e-6)
+
+
 def test_bad_device_counts_are_refused_clearly():
     with pytest.raises(ValueError, match="devices"):
         DataParallel(0)

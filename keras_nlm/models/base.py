@@ -172,6 +172,7 @@ class Model(keras.Model):
             data.get("shuffle", True),
             data.pop("class_weight", None),
         )
+        data["callbacks"] = _with_step_callbacks(data.get("callbacks"))
         validation = data.get("validation_data")
         if isinstance(validation, (tuple, list)) and len(validation) >= 2:
             self._checked_data(validation[0], validation[1])
@@ -180,15 +181,17 @@ class Model(keras.Model):
         with pipeline_errors():
             return super().fit(**data)
 
-    def evaluate(self, x=None, y=None, *args, **kwargs):
+    def evaluate(self, x=None, y=None, *args, callbacks=None, **kwargs):
         x = self._checked_data(x, y)
+        callbacks = _with_step_callbacks(callbacks)
         with pipeline_errors():
-            return super().evaluate(x, y, *args, **kwargs)
+            return super().evaluate(x, y, *args, callbacks=callbacks, **kwargs)
 
-    def predict(self, x, *args, **kwargs):
+    def predict(self, x, *args, callbacks=None, **kwargs):
         x = self._checked_data(x)
+        callbacks = _with_step_callbacks(callbacks)
         with pipeline_errors():
-            return super().predict(x, *args, **kwargs)
+            return super().predict(x, *args, callbacks=callbacks, **kwargs)
 
     def train_on_batch(self, x, y=None, *args, **kwargs):
         self._check_batch(x, y)
@@ -352,6 +355,13 @@ class Model(keras.Model):
 
 
 _KERAS_FIT = inspect.signature(keras.Model.fit)
+
+
+def _with_step_callbacks(callbacks):
+    # `fit` hands its validation `evaluate` its own `CallbackList`, whole.
+    if isinstance(callbacks, keras.callbacks.CallbackList):
+        return callbacks
+    return [*(callbacks or []), *distribution.step_callbacks()]
 
 
 def token_ids_spec(length=None):

@@ -172,20 +172,20 @@ def train(recipe, output, resume=False, data_dir=None, verbose="auto", devices=1
         data_dir: a local mirror of the corpora (default `$KERAS_NLM_DATA`).
         verbose: passed to `fit` (`"auto"` shows Keras's progress bar).
         devices: how many devices share each of the recipe's batches (data
-            parallelism through the backend's own engine; see
-            `keras_nlm.distribution.DataParallel`). The recipe's numbers stay
-            the same (the global batch, the learning rates), and so does what
-            is trained, up to float rounding: a run's checkpoints resume on
-            any number of devices. On PyTorch, each device is a process that
-            `torchrun` starts and that calls `train`; the first one writes
-            the run's files.
+            parallelism through the backend's own engine), or a
+            `keras_nlm.distribution.DataParallel` (with a TPU's strategy).
+            The recipe's numbers stay the same (the global batch, the
+            learning rates), and so does what is trained, up to float
+            rounding: a run's checkpoints resume on any number of devices.
+            On PyTorch, each device is a process that `torchrun` starts and
+            that calls `train`; the first one writes the run's files.
 
     Returns:
         The trained model (tokenizers attached) and its metadata dict (None
         in PyTorch's other processes, which stop after the last epoch).
     """
     # First: TensorFlow's CPU is split into devices before it starts.
-    parallel = DataParallel(devices)
+    parallel = devices if isinstance(devices, DataParallel) else DataParallel(devices)
     parallel.check_batch_size(recipe.batch_size)
     output = pathlib.Path(output)
     initial_epoch = _check_output(recipe, output, resume)
