@@ -1,21 +1,25 @@
 """The `keras-nlm` command line.
 
     keras-nlm data NAME [--json]                   a corpus's statistics per split
-    keras-nlm ngram --dataset NAME [--order N] [--split test] [--json]
+    keras-nlm ngram --dataset NAME | FILES [--order N] [--split test] [--json]
                                                    the Kneser-Ney baseline's perplexity
     keras-nlm recipes [--json]                     the training recipes
     keras-nlm train RECIPE [--epochs N] [--output DIR] [--resume] [--devices N]
                    [--optimizer sgd|adam|adafactor] [--learning-rate LR] [--dropout P]
-                                                   train a recipe (a name or a JSON file)
-    keras-nlm evaluate MODEL --dataset NAME [--split test] [--beam N] [--limit N]
+                   [FILES]                         train a recipe (a name or a JSON file)
+    keras-nlm evaluate MODEL --dataset NAME | FILES [--split test] [--beam N] [--limit N]
     keras-nlm generate MODEL "prompt" [--max-length N] [--sampler top_k] [--seed S]
     keras-nlm translate MODEL "sentence" [--beam N] [--max-length N]
     keras-nlm export MODEL OUTPUT [--format tf_saved_model]
                                                    export for serving (`model.export`)
     keras-nlm zoo [--json]                         the zoo's presets and metrics
-    keras-nlm publish RUN --name NAME              a trained run into the zoo
+    keras-nlm publish RUN --name NAME [--zoo DIR] [--backends jax,torch]
+                                                   a trained run into a zoo, measured
 
 MODEL is a zoo preset name or a preset directory (what `train` writes).
+FILES are one's own corpus: `--train-file F [--validation-file F --test-file F]`
+(only a training file: cut 90/5/5); for sentence pairs each is a TSV file or
+two aligned files (`--train-file train.de train.en`). See `datasets.from_files`.
 
 `--json` prints one JSON object, alone on stdout (progress goes to stderr).
 Errors exit non-zero with one clear line.
@@ -48,7 +52,7 @@ def _ngram(args):
     from keras_nlm.baselines import baseline
     from keras_nlm.datasets.corpora import WordCorpus
 
-    corpus = datasets.get(args.dataset)
+    corpus = _corpus(args, "word")
     if not isinstance(corpus, WordCorpus):
         word_corpora = [
             n for n, c in datasets.CORPORA.items() if isinstance(c, WordCorpus)
@@ -110,6 +114,8 @@ def _train(args):
     if args.learning_rate is not None:
         changes["learning_rate"] = args.learning_rate
     recipe = recipe.replace(**{k: v for k, v in changes.items() if v is not None})
+    if _files(args):
+        recipe = recipe.on_files(*_files(args).values())
     output = args.output or f"runs/{recipe.name}"
     _, metadata = training.train(
         recipe,
@@ -159,6 +165,41 @@ def _torchrun(processes, argv):
     return subprocess.run(command).returncode
 
 
+FILE_OPTIONS = ("train_file", "validation_file", "test_file")
+
+
+def _files(args):
+    """`{split: path(s)}` of the `--*-file` options given, as
+    `datasets.from_files` takes them (two aligned files: a pair)."""
+    files = {}
+    for split, option in zip(("train", "validation", "test"), FILE_OPTIONS):
+        paths = getattr(args, option)
+        if paths:
+            if len(paths) > 2:
+                raise ValueError(
+                    f"--{option.replace('_', '-')} takes one file, or two aligned "
+                    f"files of sentence pairs; got {len(paths)}."
+                )
+            files[split] = paths[0] if len(paths) == 1 else tuple(paths)
+    return files
+
+
+def _corpus(args, level):
+    """The corpus that `--dataset` names, or one made from `--*-file`
+    options (of `level`)."""
+    from keras_nlm import datasets
+
+    files = _files(args)
+    if bool(files) == bool(args.dataset):
+        raise ValueError(
+            "Give --dataset NAME or your own files (--train-file, "
+            "--validation-file, --test-file), not both nor neither."
+        )
+    if files:
+        return datasets.from_files(**files, level=level)
+    return datasets.get(args.dataset)
+
+
 def _numbers(values):
     return [(k, v) for k, v in values.items() if isinstance(v, float)]
 
@@ -168,19 +209,22 @@ def _evaluate(args):
 
     model = presets.load_preset(args.model)
     languages = presets.load_metadata(args.model).get("recipe", {}).get("languages")
+    corpus = _corpus(args, evaluation.level(model))
+    if corpus.config is not None:
+        languages = corpus.languages if languages else None
     result = evaluation.evaluate(
-        model, args.dataset, args.split, languages, args.beam, args.data_dir, args.limit
+        model, corpus, args.split, languages, args.beam, args.data_dir, args.limit
     )
     result = {
         "model": str(args.model),
-        "dataset": args.dataset,
+        "dataset": corpus.name,
         "split": args.split,
         **result,
     }
     if args.json:
         return result
     print(
-        f"{args.model} on {args.dataset} {args.split}: "
+        f"{args.model} on {corpus.name} {args.split}: "
         + ", ".join(f"{k} {v:.4g}" for k, v in _numbers(result))
     )
     return None
@@ -294,9 +338,18 @@ def _zoo(args):
 
 
 def _publish(args):
-    from keras_nlm.training.publish import publish
+    from keras_nlm.training.publish import BACKENDS, publish
 
-    target = publish(args.run_dir, args.name, args.zoo, data_dir=args.data_dir)
+    backends = args.backends.split(",") if args.backends else BACKENDS
+    unknown = sorted(set(backends) - set(BACKENDS))
+    if unknown:
+        raise ValueError(
+            f"--backends lists {', '.join(unknown)}; the backends are "
+            f"{', '.join(BACKENDS)}."
+        )
+    target = publish(
+        args.run_dir, args.name, args.zoo, backends=backends, data_dir=args.data_dir
+    )
     if args.json:
         return {"preset": str(target)}
     print(f"Published {args.run_dir} as {target}; see its README.md.")
@@ -327,7 +380,7 @@ def parser():
     data.add_argument("name")
     data.set_defaults(run=_data)
     ngram = commands.add_parser("ngram", help="the Kneser-Ney n-gram baseline")
-    ngram.add_argument("--dataset", required=True)
+    ngram.add_argument("--dataset")
     ngram.add_argument("--order", type=int, default=5)
     ngram.add_argument("--split", default="test")
     ngram.set_defaults(run=_ngram)
@@ -361,7 +414,7 @@ def parser():
 
     evaluate = commands.add_parser("evaluate", help="score a model on a split")
     evaluate.add_argument("model", help="a zoo preset name or a preset directory")
-    evaluate.add_argument("--dataset", required=True)
+    evaluate.add_argument("--dataset")
     evaluate.add_argument("--split", default="test")
     evaluate.add_argument(
         "--beam", type=_positive_int, help="beam search width (Seq2Seq)"
@@ -414,6 +467,10 @@ def parser():
     )
     publish.add_argument("--name", required=True, help="the zoo preset's name")
     publish.add_argument("--zoo", help="the zoo folder (default: the project's zoo/)")
+    publish.add_argument(
+        "--backends",
+        help="measure under these backends, comma-separated (default: all three)",
+    )
     publish.set_defaults(run=_publish)
 
     everything = (
@@ -436,6 +493,14 @@ def parser():
             "--data-dir",
             help="a local mirror of the corpora (default: $KERAS_NLM_DATA)",
         )
+    for command in (ngram, train, evaluate):
+        for option in FILE_OPTIONS:
+            command.add_argument(
+                f"--{option.replace('_', '-')}",
+                nargs="+",
+                metavar="FILE",
+                help="one's own corpus (see FILES above)",
+            )
     return parser
 
 

@@ -9,7 +9,7 @@ turns the result into the perplexity.
 import numpy as np
 from keras import ops
 
-from keras_nlm.datasets.batching import as_ids
+from keras_nlm.datasets.batching import SentencePairs, as_ids
 from keras_nlm.datasets.corpora import CharacterCorpus, ParallelCorpus, WordCorpus
 from keras_nlm.metrics import bits_per_character, perplexity
 from keras_nlm.models.base import LanguageModel
@@ -100,6 +100,23 @@ def stream_start_id(tokenizer):
 BLEU_MAX_LENGTH = 50
 
 
+def translations(model, pairs, beam=None, batch_size=64, max_length=BLEU_MAX_LENGTH):
+    """`(hypotheses, references)`: `model.translate` of the `(source,
+    reference)` text pairs' sources, greedy or with a beam of `beam`, and the
+    references as the target tokenizer writes them back (split and joined,
+    so that they compare token for token with the translations)."""
+    import keras_hub
+
+    sampler = keras_hub.samplers.BeamSampler(num_beams=beam) if beam else "greedy"
+    sources = [source for source, _ in pairs]
+    hypotheses = []
+    for start in range(0, len(sources), batch_size):
+        batch = sources[start : start + batch_size]
+        hypotheses += model.translate(batch, max_length, sampler=sampler)
+    target = model.target_tokenizer
+    return hypotheses, [target.join(target.split(ref)) for _, ref in pairs]
+
+
 def bleu(model, pairs, beam=None, batch_size=64, max_length=BLEU_MAX_LENGTH):
     """Corpus BLEU of `model.translate` on `(source, reference)` text pairs.
 
@@ -109,20 +126,64 @@ def bleu(model, pairs, beam=None, batch_size=64, max_length=BLEU_MAX_LENGTH):
     would never give (pytorch-seq2seq's BLEU is on its tokens too).
     Returns `(score, signature, hypotheses)`.
     """
-    import keras_hub
+    hypotheses, references = translations(model, pairs, beam, batch_size, max_length)
+    return (*bleu_score(hypotheses, references), hypotheses)
+
+
+def bleu_score(hypotheses, references):
+    """`(score, signature)`: sacrebleu's corpus BLEU of tokenized text."""
     import sacrebleu
 
-    sampler = keras_hub.samplers.BeamSampler(num_beams=beam) if beam else "greedy"
-    sources = [source for source, _ in pairs]
-    hypotheses = []
-    for start in range(0, len(sources), batch_size):
-        batch = sources[start : start + batch_size]
-        hypotheses += model.translate(batch, max_length, sampler=sampler)
-    target = model.target_tokenizer
-    references = [target.join(target.split(ref)) for _, ref in pairs]
     metric = sacrebleu.metrics.BLEU(tokenize="none")
     score = metric.corpus_score(hypotheses, [references])
-    return score.score, str(metric.get_signature()), hypotheses
+    return score.score, str(metric.get_signature())
+
+
+def exact_match(hypotheses, references):
+    """The fraction of translations equal to their reference, token for
+    token (the references as `translations` gives them): sequence accuracy,
+    the metric of tasks with one right answer (SCAN, arithmetic)."""
+    if len(hypotheses) != len(references) or not references:
+        raise ValueError(
+            "`hypotheses` and `references` must be aligned and not empty; got "
+            f"{len(hypotheses)} and {len(references)}."
+        )
+    return float(np.mean([h == r for h, r in zip(hypotheses, references)]))
+
+
+def token_accuracy(model, pairs, batch_size=64):
+    """Teacher-forced token accuracy of a `Seq2Seq` on `(source, reference)`
+    text pairs: how often the most likely next token is the reference's,
+    over the reference's tokens and its end delimiter (Keras's
+    `"accuracy"` metric on the decoder's labels, padding left out)."""
+    source = model.tokenizer_for("source_tokenizer")
+    target = model.tokenizer_for("target_tokenizer")
+    batches = SentencePairs(
+        source.tokenize([s for s, _ in pairs]),
+        target.tokenize([t for _, t in pairs]),
+        target.start_id,
+        target.end_id,
+        batch_size=batch_size,
+        shuffle=False,
+    )
+    correct = total = 0
+    for i in range(len(batches)):
+        inputs, labels = batches[i]
+        predicted = np.argmax(ops.convert_to_numpy(model.predict_on_batch(inputs)), -1)
+        kept = labels != model.ignored_label
+        correct += int(np.sum((predicted == labels) & kept))
+        total += int(np.sum(kept))
+    return correct / total
+
+
+def level(model):
+    """What `model` is scored on, as `datasets.from_files`' `level`."""
+    from keras_nlm.tokenizers import CharacterTokenizer
+
+    if not isinstance(model, LanguageModel):
+        return "pairs"
+    tokenizer = model.tokenizer_for("tokenizer")
+    return "character" if isinstance(tokenizer, CharacterTokenizer) else "word"
 
 
 def evaluate(
@@ -130,11 +191,14 @@ def evaluate(
 ):
     """The project's metrics of a model with its tokenizers on a corpus split.
 
-    Language models: `perplexity` (and `bits_per_character`,
-    `nats_per_character` for character models). A `Seq2Seq`: `bleu` on
-    `languages=(source, target)`, greedy or with a beam of `beam`. `limit`
-    scores only the split's first `limit` tokens (sentence pairs for a
-    `Seq2Seq`): a quick check.
+    `dataset` is a corpus name, a corpus (`datasets.from_files`: one's own)
+    or its `config`. Language models: `perplexity` (and `bits_per_character`,
+    `nats_per_character` for character models). A `Seq2Seq`: `bleu`,
+    `exact_match` (the fraction of translations equal to their reference)
+    and `token_accuracy` (teacher-forced) on `languages=(source, target)`,
+    the translations greedy or with a beam of `beam`. `limit` scores only the
+    split's first `limit` tokens (sentence pairs for a `Seq2Seq`): a quick
+    check.
     """
     if limit is not None:
         check_positive_int(limit, "limit")
@@ -148,8 +212,15 @@ def evaluate(
             )
         pairs = corpus.pairs(split, *(languages or (None, None)), data_dir=data_dir)
         pairs = pairs[:limit]
-        score, signature, _ = bleu(model, pairs, beam)
-        return {"bleu": score, "sentences": len(pairs), "signature": signature}
+        hypotheses, references = translations(model, pairs, beam)
+        score, signature = bleu_score(hypotheses, references)
+        return {
+            "bleu": score,
+            "exact_match": exact_match(hypotheses, references),
+            "token_accuracy": token_accuracy(model, pairs),
+            "sentences": len(pairs),
+            "signature": signature,
+        }
     tokenizer = model.tokenizer_for("tokenizer")
     ids = corpus_ids(corpus, split, tokenizer, data_dir)[:limit]
     nll = token_nll(model, ids, stream_start_id(tokenizer))

@@ -120,7 +120,7 @@ def save_preset(model, directory, tokenizers, metadata=None, keep=()):
     replaced; it may also hold the names in `keep` (a training run's own).
     """
     for role, tokenizer in tokenizers.items():
-        problem = _vocabulary_mismatch(model, role, tokenizer)
+        problem = vocabulary_mismatch(model, role, tokenizer)
         if problem:
             raise ValueError(f"Cannot save this preset: {problem}")
     directory = pathlib.Path(directory)
@@ -137,11 +137,9 @@ def save_preset(model, directory, tokenizers, metadata=None, keep=()):
     )
     os.replace(partial, directory / WEIGHTS_FILE)
     for role, tokenizer in tokenizers.items():
-        write_json(
-            directory / f"{role}.json", keras.saving.serialize_keras_object(tokenizer)
+        save_tokenizer(
+            tokenizer, directory / f"{role}.json", directory / "assets" / role
         )
-        (directory / "assets" / role).mkdir(exist_ok=True)
-        tokenizer.save_assets(str(directory / "assets" / role))
     write_json(
         directory / METADATA_FILE,
         {
@@ -385,6 +383,28 @@ def _instantiate(path, config, expected_type):
     return obj
 
 
+def save_tokenizer(tokenizer, config_path, assets_directory):
+    """Writes `tokenizer` as presets and `.keras` files hold it: its class and
+    constructor settings (`serialize_keras_object`) to the JSON file
+    `config_path`, its vocabulary (its `save_assets`) to `assets_directory`."""
+    write_json(config_path, keras.saving.serialize_keras_object(tokenizer))
+    pathlib.Path(assets_directory).mkdir(parents=True, exist_ok=True)
+    tokenizer.save_assets(str(assets_directory))
+
+
+def load_tokenizer(config_path, assets_directory):
+    """The tokenizer `save_tokenizer` wrote. Refuses (`ValueError`, naming the
+    file) a config that does not describe a keras-nlm tokenizer, before
+    deserialising anything, and a vocabulary its `load_assets` refuses."""
+    from keras_nlm.tokenizers import Tokenizer
+
+    config = _read_config(config_path, Tokenizer)
+    tokenizer = _instantiate(config_path, config, Tokenizer)
+    with _naming(assets_directory):
+        tokenizer.load_assets(str(assets_directory))
+    return tokenizer
+
+
 def load_preset(name_or_directory):
     """The model of a preset (a zoo name or a directory), tokenizers attached.
 
@@ -395,8 +415,6 @@ def load_preset(name_or_directory):
     """
     # Models are found in Keras's registry, never imported here: they import
     # this module (`from_preset`).
-    from keras_nlm.tokenizers import Tokenizer
-
     Model = keras.Model
     directory = verify(name_or_directory)
     path = directory / CONFIG_FILE
@@ -437,11 +455,10 @@ def load_preset(name_or_directory):
             f"model its config describes ({error})."
         ) from None
     for role in roles:
-        path = directory / f"{role}.json"
-        tokenizer = _instantiate(path, _read_config(path, Tokenizer), Tokenizer)
-        with _naming(directory / "assets" / role):
-            tokenizer.load_assets(str(directory / "assets" / role))
-        problem = _vocabulary_mismatch(model, role, tokenizer)
+        tokenizer = load_tokenizer(
+            directory / f"{role}.json", directory / "assets" / role
+        )
+        problem = vocabulary_mismatch(model, role, tokenizer)
         if problem:
             raise ValueError(f"Refusing to load {directory}: {problem}")
         setattr(model, role, tokenizer)
@@ -518,7 +535,7 @@ def _itemsize(dtype):
     return dtype_size(dtype) // 8  # bits
 
 
-def _vocabulary_mismatch(model, role, tokenizer):
+def vocabulary_mismatch(model, role, tokenizer):
     """What is wrong when a tokenizer's ids are not the model's, or None.
 
     A larger vocabulary gives ids the model refuses; a smaller one lets the

@@ -7,9 +7,13 @@ round-trips through saving in seconds on each backend.
 import collections
 import contextlib
 import io
+import os
 import signal
 import subprocess
+import sys
+import time
 
+import keras
 import numpy as np
 
 from keras_nlm import cli, models
@@ -52,6 +56,42 @@ def run_cli(*args):
         except SystemExit as exit:  # argparse's usage errors
             code = exit.code
     return subprocess.CompletedProcess(args, code, stdout.getvalue(), stderr.getvalue())
+
+
+def start_cli(arguments, log, pause=0.0):
+    """`keras-nlm ARGUMENTS` in a new process. With `pause`, each file a
+    checkpoint save writes, renames or deletes takes that many seconds more
+    (the six steps of a save), so that a kill can land inside a save."""
+    code = (
+        "import functools, os, shutil, sys, time\n"
+        "import numpy as np\n"
+        "from keras_nlm import cli\n"
+        "def slowed(write):\n"
+        "    @functools.wraps(write)\n"
+        "    def slow(*args, **kwargs):\n"
+        f"        time.sleep({pause})\n"
+        "        return write(*args, **kwargs)\n"
+        "    return slow\n"
+        f"if {pause}:\n"
+        "    os.replace, np.savez = slowed(os.replace), slowed(np.savez)\n"
+        "    shutil.rmtree = slowed(shutil.rmtree)\n"
+        "sys.exit(cli.main(sys.argv[1:]))\n"
+    )
+    env = {**os.environ, "KERAS_BACKEND": keras.backend.backend()}
+    command = [sys.executable, "-c", code, *arguments]
+    return subprocess.Popen(command, stdout=log, stderr=log, env=env)
+
+
+def kill_when(condition, process, delay):
+    """SIGKILLs `process` `delay` seconds after `condition()` holds."""
+    deadline = time.monotonic() + 600
+    while not condition():
+        assert process.poll() is None, "the run ended before it could be killed"
+        assert time.monotonic() < deadline
+        time.sleep(0.01)
+    time.sleep(delay)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
 
 
 VOCABULARY_SIZE = 23

@@ -290,34 +290,74 @@ class SentencePairs(Batches):
     shuffled each epoch), so little padding is needed; padding uses
     `padding_id`, which the models mask and the default loss ignores.
 
+    JAX and TensorFlow compile the training step once per batch shape. With
+    `bucket_widths`, each pair goes to the narrowest bucket that holds both
+    its source and its decoder row (`len(target) + 1`), batches are cut
+    within a bucket, and a batch's source and targets are all padded to its
+    bucket's width: an epoch has at most `2 * len(bucket_widths)` shapes (each
+    bucket's full batches and its last, partial one). The first two batches
+    of every epoch then come from different buckets when there are several
+    (TensorFlow's `fit` fixes the widths of the two it reads first).
+
     Args:
-        sources, targets: lists of token-id lists, aligned.
-        start_id, end_id: the delimiters' ids.
+        sources, targets: aligned lists of token-id lists; or, with
+            `source_tokenizer` / `target_tokenizer`, lists of texts, which
+            the tokenizer's `tokenize` turns into ids.
+        start_id, end_id: the delimiters' ids; by default the
+            `target_tokenizer`'s (`start_id` / `end_id`), which must then be
+            given.
         batch_size: pairs per batch.
         max_length: longest source or target kept, or `None`.
-        padding_id: the padding id (0 in keras-nlm's tokenizers and models).
+        padding_id: the padding id; by default the `target_tokenizer`'s, or
+            0 (keras-nlm's tokenizers and models) without one.
         pad_to_multiple_of: pad each batch's width up to a multiple of this,
-            or `None` for the longest row. JAX and TensorFlow compile the
-            training step once per shape: 8 turns one shape per batch into a
-            handful, for a little more padding.
+            or `None` for the longest row. 8 turns one shape per batch into
+            a handful (up to one per pair of source and target widths), for
+            a little more padding.
         shuffle: shuffle the order of the batches each epoch.
         seed: seed of the shuffling.
         epoch: the epoch to start at (as in `NGramWindows`).
+        source_tokenizer, target_tokenizer: tokenizers (`WordTokenizer`,
+            `CharacterTokenizer`) of texts given as `sources` / `targets`.
+        bucket_widths: ascending batch widths, e.g. `(8, 16, 32, 64)`, or
+            `"auto"` for the powers of two from 8 up to the first that holds
+            the longest pair kept; `None` (the default) pads each batch to
+            its longest row (or `pad_to_multiple_of`, which cannot be
+            combined with buckets). The widest bucket must hold every pair
+            kept: at least `max_length` when it is given, else the longest
+            pair (pass `max_length` to leave longer pairs out).
+
+    Example:
+    >>> pairs = datasets.get("multi30k").pairs("train", source="de", target="en")
+    >>> de = WordTokenizer.from_corpus([s for s, _ in pairs], lowercase=True)
+    >>> en = WordTokenizer.from_corpus([t for _, t in pairs], lowercase=True)
+    >>> batches = SentencePairs(
+    ...     [s for s, _ in pairs],
+    ...     [t for _, t in pairs],
+    ...     source_tokenizer=de,
+    ...     target_tokenizer=en,  # its <s>, </s> and <pad> delimit and pad
+    ...     max_length=64,
+    ...     bucket_widths=(8, 16, 32, 64),
+    ... )
+    >>> model.fit(batches, epochs=10)
     """
 
     def __init__(
         self,
         sources,
         targets,
-        start_id,
-        end_id,
+        start_id=None,
+        end_id=None,
         batch_size=64,
         max_length=None,
-        padding_id=0,
+        padding_id=None,
         pad_to_multiple_of=None,
         shuffle=True,
         seed=0,
         epoch=0,
+        source_tokenizer=None,
+        target_tokenizer=None,
+        bucket_widths=None,
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -332,15 +372,32 @@ class SentencePairs(Batches):
         self.pad_to_multiple_of = pad_to_multiple_of
         if pad_to_multiple_of is not None:
             check_positive_int(pad_to_multiple_of, "pad_to_multiple_of")
+        if bucket_widths is not None and pad_to_multiple_of is not None:
+            raise ValueError(
+                "Pass `bucket_widths` or `pad_to_multiple_of`, not both: a "
+                "bucket's batches are padded to its width."
+            )
+        bucket_widths = self._check_bucket_widths(bucket_widths, max_length)
+        sources = self._tokenize(sources, source_tokenizer, "sources")
+        targets = self._tokenize(targets, target_tokenizer, "targets")
         for argument, sentences in (("sources", sources), ("targets", targets)):
             for sentence in sentences:
                 if _rank(sentence) != 1:
+                    text = isinstance(sentence, str)
                     raise ValueError(
                         f"`{argument}` must be lists of token ids, one per "
                         f"sentence; got {sentence!r}."
+                        + (
+                            f" Pass `{argument[:-1]}_tokenizer` to tokenize texts."
+                            if text
+                            else ""
+                        )
                     )
             # All at once: one array of every id, checked like `ids`.
             as_ids([i for sentence in sentences for i in sentence], argument)
+        start_id, end_id, padding_id = self._default_ids(
+            start_id, end_id, padding_id, target_tokenizer
+        )
         ids = as_ids([start_id, end_id, padding_id], "start_id, end_id, padding_id")
         self.start_id, self.end_id, self.padding_id = (int(i) for i in ids)
         if len({self.start_id, self.end_id, self.padding_id}) < 3:
@@ -366,19 +423,115 @@ class SentencePairs(Batches):
             range(len(self.pairs)),
             key=lambda i: (len(self.pairs[i][0]), len(self.pairs[i][1])),
         )
-        self.buckets = [
-            by_length[i : i + batch_size] for i in range(0, len(by_length), batch_size)
-        ]
+        # `buckets` are the batches (lists of pairs' indices), `widths` each
+        # one's width: `None` pads a batch to its longest row.
+        longest = max(max(len(s), len(t) + 1) for s, t in self.pairs)
+        if bucket_widths == "auto":
+            bucket_widths = [8]
+            while bucket_widths[-1] < longest:
+                bucket_widths.append(2 * bucket_widths[-1])
+        elif bucket_widths is not None and bucket_widths[-1] < longest:
+            raise ValueError(
+                f"`bucket_widths` must hold every pair kept: the longest source "
+                f"or target (end delimiter included) has {longest} ids, over "
+                f"the widest bucket, {bucket_widths[-1]}. Pass "
+                f"`max_length={bucket_widths[-1]}` to leave longer pairs out."
+            )
+        self.bucket_widths = None if bucket_widths is None else tuple(bucket_widths)
+        if bucket_widths is None:
+            groups = {None: by_length}
+        else:
+            groups = {width: [] for width in bucket_widths}
+            for i in by_length:  # each group stays sorted by length
+                s, t = self.pairs[i]
+                row = max(len(s), len(t) + 1)
+                groups[bucket_widths[np.searchsorted(bucket_widths, row)]].append(i)
+        self.buckets, self.widths = [], []
+        for width, group in groups.items():
+            for i in range(0, len(group), batch_size):
+                self.buckets.append(group[i : i + batch_size])
+                self.widths.append(width)
         self.shuffle, self.seed = shuffle, seed
         self.set_epoch(epoch)
+
+    @staticmethod
+    def _check_bucket_widths(bucket_widths, max_length):
+        """`bucket_widths` as a list of ints, `"auto"` or `None`."""
+        if bucket_widths is None or (
+            isinstance(bucket_widths, str) and bucket_widths == "auto"
+        ):
+            return bucket_widths
+        if isinstance(bucket_widths, (str, bytes)) or np.ndim(bucket_widths) != 1:
+            raise ValueError(
+                "`bucket_widths` must be an ascending tuple of positive "
+                f'integers, "auto" or None; got {bucket_widths!r}.'
+            )
+        widths = list(bucket_widths)
+        if not widths:
+            raise ValueError("`bucket_widths` must hold at least one width.")
+        for width in widths:
+            check_positive_int(width, "bucket_widths")
+        widths = [int(width) for width in widths]
+        if any(a >= b for a, b in zip(widths, widths[1:])):
+            raise ValueError(
+                f"`bucket_widths` must be strictly ascending; got {bucket_widths!r}."
+            )
+        if max_length is not None and widths[-1] < max_length:
+            raise ValueError(
+                f"`bucket_widths` must hold every pair kept: the widest bucket, "
+                f"{widths[-1]}, is narrower than max_length={max_length}."
+            )
+        return widths
+
+    @staticmethod
+    def _tokenize(sentences, tokenizer, argument):
+        """Texts through the tokenizer; token ids as they are."""
+        if tokenizer is None:
+            return sentences
+        name = f"{argument[:-1]}_tokenizer"
+        if not callable(getattr(tokenizer, "tokenize", None)):
+            raise ValueError(
+                f"`{name}` must be a tokenizer (e.g. `WordTokenizer`); got "
+                f"{type(tokenizer).__name__}."
+            )
+        if any(isinstance(sentence, str) for sentence in sentences):
+            return tokenizer.tokenize(list(sentences))
+        return sentences
+
+    @staticmethod
+    def _default_ids(start_id, end_id, padding_id, tokenizer):
+        """The ids given, else the target tokenizer's (padding: else 0)."""
+        defaults = {"start_id": start_id, "end_id": end_id, "padding_id": padding_id}
+        for argument, id in defaults.items():
+            if id is not None:
+                continue
+            if tokenizer is None:
+                if argument == "padding_id":
+                    defaults[argument] = 0
+                    continue
+                raise ValueError(
+                    f"`{argument}` is needed: pass it, or the `target_tokenizer` "
+                    "whose delimiters to use."
+                )
+            token = argument.replace("_id", "_token")
+            id = getattr(tokenizer, argument, None)
+            if id is None:
+                raise ValueError(
+                    f"`target_tokenizer` has no `{token}` to give `{argument}`: "
+                    f"build it with one (e.g. {token}=...) or pass `{argument}`."
+                )
+            defaults[argument] = id
+        return tuple(defaults.values())
 
     def __len__(self):
         return len(self.buckets)
 
-    def _pad(self, rows):
-        width = max(map(len, rows))
-        if self.pad_to_multiple_of:
-            width = -(-width // self.pad_to_multiple_of) * self.pad_to_multiple_of
+    def _pad(self, rows, width=None):
+        if width is None:
+            width = max(map(len, rows))
+            if self.pad_to_multiple_of:
+                multiple = self.pad_to_multiple_of
+                width = -(-width // multiple) * multiple
         batch = np.full((len(rows), width), self.padding_id, "int32")
         for i, row in enumerate(rows):
             batch[i, : len(row)] = row
@@ -386,11 +539,31 @@ class SentencePairs(Batches):
 
     def __getitem__(self, index):
         index = self._batch_index(index)
-        pairs = [self.pairs[i] for i in self.buckets[self._order[index]]]
-        source = self._pad([s for s, _ in pairs])
-        target_in = self._pad([[self.start_id] + t for _, t in pairs])
-        target_out = self._pad([t + [self.end_id] for _, t in pairs])
+        batch = self._order[index]
+        pairs = [self.pairs[i] for i in self.buckets[batch]]
+        width = self.widths[batch]
+        source = self._pad([s for s, _ in pairs], width)
+        target_in = self._pad([[self.start_id] + t for _, t in pairs], width)
+        target_out = self._pad([t + [self.end_id] for _, t in pairs], width)
         return {"source": source, "target": target_in}, target_out
 
     def _shuffled_count(self):
         return len(self.buckets)
+
+    def set_epoch(self, epoch):
+        if self.bucket_widths is None:
+            return super().set_epoch(epoch)
+        self.epoch = epoch
+        count = len(self.buckets)
+        order = (
+            np.random.default_rng([self.seed, epoch]).permutation(count)
+            if self.shuffle
+            else np.arange(count)
+        )
+        # TensorFlow's `fit` fixes the widths of the first two batches it
+        # reads: of one bucket, it would refuse the other buckets' batches.
+        widths = [self.widths[i] for i in order]
+        other = [k for k, width in enumerate(widths) if width != widths[0]]
+        if other and widths[1] == widths[0]:
+            order[[1, other[0]]] = order[[other[0], 1]]
+        self._order = order  # one attribute: a batch read meanwhile sees one order

@@ -1,3 +1,5 @@
+import collections
+
 import numpy as np
 import pytest
 
@@ -155,6 +157,195 @@ def test_sentence_pairs_pad_to_a_multiple_of_a_width():
     assert widths == {(4, 4), (8, 8), (12, 12)}
     with pytest.raises(ValueError, match="`pad_to_multiple_of`"):
         SentencePairs(sources, targets, 1, 2, pad_to_multiple_of=0)
+
+
+def _as_lists(batches):
+    return [
+        (inputs["source"].tolist(), inputs["target"].tolist(), target_out.tolist())
+        for inputs, target_out in batches
+    ]
+
+
+def test_sentence_pairs_take_tokenizers_instead_of_ids():
+    de_texts = ["ein hund", "zwei katzen laufen", "ein", "hund und katze", "zwei"]
+    en_texts = ["a dog", "two cats run", "one", "dog and cat", "two two"]
+    de = WordTokenizer.from_corpus(de_texts)
+    # Delimiters other than keras-nlm's usual 2 and 3: the ids come from it.
+    en = WordTokenizer.from_corpus(en_texts, unknown_token=None, eos_token=None)
+    assert (en.padding_id, en.start_id, en.end_id) == (0, 1, 2)
+    options = {"batch_size": 2, "seed": 4}
+    from_texts = SentencePairs(
+        de_texts, en_texts, source_tokenizer=de, target_tokenizer=en, **options
+    )
+    from_ids = SentencePairs(
+        de.tokenize(de_texts), en.tokenize(en_texts), 1, 2, **options
+    )
+    assert (from_texts.start_id, from_texts.end_id, from_texts.padding_id) == (1, 2, 0)
+    assert _as_lists(from_texts) == _as_lists(from_ids)
+    inputs, target_out = from_texts[0]
+    assert (inputs["target"][:, 0] == en.start_id).all()
+    assert en.detokenize(target_out[0]) in en_texts
+    # Ids given win over the tokenizer's; ids go through as they are.
+    mixed = SentencePairs(
+        de_texts, en.tokenize(en_texts), 1, 2, source_tokenizer=de, **options
+    )
+    assert _as_lists(mixed) == _as_lists(from_ids)
+    other = SentencePairs(
+        de_texts, en_texts, 5, 6, source_tokenizer=de, target_tokenizer=en, **options
+    )
+    assert other.start_id == 5 and other[0][0]["target"][0, 0] == 5
+
+
+def test_sentence_pairs_refuse_missing_ids_and_tokenizers():
+    de_texts, en_texts = ["ein hund", "zwei"], ["a dog", "two"]
+    de, en = WordTokenizer.from_corpus(de_texts), WordTokenizer.from_corpus(en_texts)
+    ids = de.tokenize(de_texts), en.tokenize(en_texts)
+    with pytest.raises(ValueError, match="`start_id` is needed.*`target_tokenizer`"):
+        SentencePairs(*ids)
+    with pytest.raises(ValueError, match="`end_id` is needed.*`target_tokenizer`"):
+        SentencePairs(*ids, start_id=2)
+    with pytest.raises(ValueError, match="Pass `source_tokenizer` to tokenize"):
+        SentencePairs(de_texts, ids[1], 2, 3)
+    with pytest.raises(ValueError, match="Pass `target_tokenizer` to tokenize"):
+        SentencePairs(ids[0], en_texts, 2, 3)
+    for missing in ("start_token", "end_token", "padding_token"):
+        bare = WordTokenizer.from_corpus(en_texts, **{missing: None})
+        argument = missing.replace("_token", "_id")
+        with pytest.raises(
+            ValueError, match=f"`target_tokenizer` has no `{missing}`.*`{argument}`"
+        ):
+            SentencePairs(ids[0], en_texts, target_tokenizer=bare)
+    with pytest.raises(ValueError, match="`source_tokenizer` must be a tokenizer"):
+        SentencePairs(de_texts, en_texts, source_tokenizer="de", target_tokenizer=en)
+
+
+def _random_pairs(count=500, seed=0, longest=40):
+    rng = np.random.default_rng(seed)
+    sides = [
+        [
+            rng.integers(3, 30, rng.integers(1, longest + 1)).tolist()
+            for _ in range(count)
+        ]
+        for _ in range(2)
+    ]
+    return tuple(sides)
+
+
+def _shapes(batches):
+    return {
+        (inputs["source"].shape, target_out.shape) for inputs, target_out in batches
+    }
+
+
+def test_bucketed_pairs_have_few_shapes_and_every_pair_once():
+    sources, targets = _random_pairs()
+    buckets = (8, 16, 32, 48)
+    pairs = SentencePairs(
+        sources, targets, 1, 2, batch_size=16, bucket_widths=buckets, seed=5
+    )
+    assert pairs.bucket_widths == buckets
+    shapes = _shapes(pairs)
+    assert len(shapes) <= 2 * len(buckets)
+    unbucketed = SentencePairs(
+        sources, targets, 1, 2, batch_size=16, pad_to_multiple_of=8, seed=5
+    )
+    assert len(_shapes(unbucketed)) > 2 * len(buckets)
+    kept = collections.Counter()
+    for inputs, target_out in pairs:
+        width = inputs["source"].shape[1]
+        assert width in buckets
+        assert inputs["target"].shape[1] == target_out.shape[1] == width
+        smaller = max([0] + [w for w in buckets if w < width])
+        for source, target_in, out in zip(
+            inputs["source"], inputs["target"], target_out
+        ):
+            source, target = source[source != 0].tolist(), out[out != 0].tolist()
+            assert (
+                target[-1] == 2
+                and target_in[: len(target)].tolist() == [1] + (target[:-1])
+            )
+            # The narrowest bucket that holds the pair: not the one below.
+            assert smaller < max(len(source), len(target)) <= width
+            kept[(tuple(source), tuple(target[:-1]))] += 1
+    assert kept == collections.Counter(zip(map(tuple, sources), map(tuple, targets)))
+
+
+def test_bucketed_pairs_depend_on_the_seed_and_epoch_alone():
+    sources, targets = _random_pairs(300, seed=1)
+
+    def epoch(k, seed=1):
+        return _as_lists(
+            SentencePairs(
+                sources, targets, 1, 2, 16, seed=seed, epoch=k, bucket_widths="auto"
+            )
+        )
+
+    resumed = SentencePairs(sources, targets, 1, 2, 16, seed=1, bucket_widths="auto")
+    assert resumed.bucket_widths == (8, 16, 32, 64)  # the longest row is 41
+    resumed.on_epoch_end()  # as `fit` ends each epoch
+    assert _as_lists(resumed) == epoch(1)
+    assert epoch(1) != epoch(2) and epoch(1) != epoch(1, seed=2)
+    # TensorFlow's `fit` reads the widths off the first two batches: they
+    # differ in every epoch, shuffled or not.
+    for k in range(5):
+        resumed.set_epoch(k)
+        assert resumed[0][1].shape[1] != resumed[1][1].shape[1]
+    ordered = SentencePairs(
+        sources, targets, 1, 2, 16, shuffle=False, bucket_widths=(8, 16, 64)
+    )
+    assert ordered[0][1].shape[1] != ordered[1][1].shape[1]
+
+
+def test_bad_bucket_widths_are_refused():
+    sources, targets = _random_pairs(50)  # rows of up to 41 ids
+    for widths in ((0, 8), (16, 8), (8, 8), (8.5, 64), [], "big", 64, ((8, 16),)):
+        with pytest.raises(ValueError, match="`bucket_widths`"):
+            SentencePairs(sources, targets, 1, 2, bucket_widths=widths)
+    with pytest.raises(ValueError, match="`bucket_widths` or `pad_to_multiple_of`"):
+        SentencePairs(sources, targets, 1, 2, bucket_widths=(64,), pad_to_multiple_of=8)
+    with pytest.raises(ValueError, match="`bucket_widths`.*max_length=40"):
+        SentencePairs(sources, targets, 1, 2, max_length=40, bucket_widths=(8, 32))
+    with pytest.raises(ValueError, match="`bucket_widths`.*`max_length=32`"):
+        SentencePairs(sources, targets, 1, 2, bucket_widths=(8, 32))
+    # With `max_length` the longer pairs are left out, as without buckets.
+    short = SentencePairs(sources, targets, 1, 2, max_length=32, bucket_widths=(32,))
+    assert len(short.pairs) == len(
+        SentencePairs(sources, targets, 1, 2, max_length=32).pairs
+    )
+    assert _shapes(short) <= {((64, 32), (64, 32)), ((len(short.pairs) % 64, 32),) * 2}
+
+
+def test_fit_on_bucketed_pairs_compiles_a_step_per_shape():
+    """On JAX, `train_step`'s Python runs once per compilation (trace).
+
+    Every backend fits: TensorFlow's `fit` fixes the widths of the first two
+    batches, which in order (`shuffle=False`) would both be of bucket 8 had
+    `SentencePairs` not put a batch of another bucket second.
+    """
+    import keras
+
+    sources, targets = _random_pairs(160, seed=2, longest=15)
+    buckets = (8, 16)
+    batches = SentencePairs(
+        sources, targets, 1, 2, 16, shuffle=False, bucket_widths=buckets
+    )
+    assert len(batches) >= 3 * len(buckets)  # more batches than shapes
+    traces = []
+
+    class Counted(models.Seq2Seq):
+        def train_step(self, *args):
+            traces.append(1)
+            return super().train_step(*args)
+
+    # A simple RNN compiles fastest (about 2 s a shape on 2 busy cores).
+    model = Counted(30, 30, cell="simple", num_layers=1, hidden_dim=4, embedding_dim=4)
+    model.compile()
+    model.fit(batches, epochs=1, verbose=0)
+    if keras.backend.backend() == "jax":
+        # Without buckets these pairs make 10 shapes, so 10 compilations.
+        assert 0 < len(traces) <= 2 * len(buckets)
+    elif keras.backend.backend() == "torch":
+        assert len(traces) == len(batches)  # eager: once per batch
 
 
 @pytest.mark.parametrize(

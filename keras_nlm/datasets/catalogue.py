@@ -69,24 +69,28 @@ WIKITEXT2 = WordCorpus(
 TINY_SHAKESPEARE = CharacterCorpus(
     name="tinyshakespeare",
     description="Tiny Shakespeare (Karpathy's char-rnn), public domain text.",
-    file=CorpusFile(
-        "tinyshakespeare/input.txt",
-        "86c4e6aa9db7c042ec79f339dcb96d42b0075e16b8fc2e86bf0ca57e2dc565ed",
-        f"{_GITHUB}/karpathy/char-rnn/6f9487a6fe5b420b7ca9afb0d7c078e37c1d1b4e"
-        "/data/tinyshakespeare/input.txt",
-        size=1_115_394,
-    ),
+    split_files={
+        "all": CorpusFile(
+            "tinyshakespeare/input.txt",
+            "86c4e6aa9db7c042ec79f339dcb96d42b0075e16b8fc2e86bf0ca57e2dc565ed",
+            f"{_GITHUB}/karpathy/char-rnn/6f9487a6fe5b420b7ca9afb0d7c078e37c1d1b4e"
+            "/data/tinyshakespeare/input.txt",
+            size=1_115_394,
+        )
+    },
 )
 
 TIME_MACHINE = CharacterCorpus(
     name="timemachine",
     description="H. G. Wells, The Time Machine (d2l.ai's copy), public domain.",
-    file=CorpusFile(
-        "timemachine/timemachine.txt",
-        "8424dbd9532ac81f7e5f0b6add90e6952baea29158309d7d1bf3884f4e12c516",
-        f"{_D2L}/timemachine.txt",
-        size=178_979,
-    ),
+    split_files={
+        "all": CorpusFile(
+            "timemachine/timemachine.txt",
+            "8424dbd9532ac81f7e5f0b6add90e6952baea29158309d7d1bf3884f4e12c516",
+            f"{_D2L}/timemachine.txt",
+            size=178_979,
+        )
+    },
 )
 
 FRA_ENG = ParallelCorpus(
@@ -165,8 +169,18 @@ CORPORA = {
 
 
 def get(name):
-    """The corpus called `name`; unknown names list the known ones."""
-    if name not in CORPORA:
+    """The corpus called `name`; unknown names list the known ones.
+
+    A corpus's `config` (a dict: one's own files, see `from_files`) gives
+    that corpus, and a corpus is returned as it is.
+    """
+    if isinstance(name, (WordCorpus, CharacterCorpus, ParallelCorpus)):
+        return name
+    if isinstance(name, dict):
+        from keras_nlm.datasets.own import from_config
+
+        return from_config(name)
+    if not isinstance(name, str) or name not in CORPORA:
         raise ValueError(
             f"Unknown corpus {name!r}; known corpora: {', '.join(sorted(CORPORA))}."
         )

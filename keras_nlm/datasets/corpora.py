@@ -1,21 +1,22 @@
-"""The standard corpora of the course, read from verified files.
+"""Corpora read from verified files: the course's standard ones, or one's own.
 
 Splits are named as in `tensorflow-datasets`: `"train"`, `"validation"`,
-`"test"`. Three kinds of corpus:
+`"test"`; a corpus has one file per split, or one file cut into 90% / 5% / 5%
+(by position; pairs by a seeded shuffle). Three kinds of corpus:
 
-- `WordCorpus` (PTB, WikiText-2): one file per split, already tokenized;
+- `WordCorpus` (PTB, WikiText-2): already tokenized, words split by spaces;
   `tokens(split)` is the split's words with `"<eos>"` after every line, the
   stream that every language model of the project is trained and scored on.
-- `CharacterCorpus` (Tiny Shakespeare, The Time Machine): one text, cut into
-  90% / 5% / 5% by position; `text(split)`.
-- `ParallelCorpus` (Tatoeba English-French, Multi30k): aligned sentences;
-  `pairs(split, source, target)`.
+- `CharacterCorpus` (Tiny Shakespeare, The Time Machine): `text(split)`.
+- `ParallelCorpus` (Tatoeba English-French, Multi30k): aligned sentences, from
+  a TSV file or one file per language; `pairs(split, source, target)`.
 """
 
 import dataclasses
 import random
+import shlex
 
-from keras_nlm.datasets.registry import CorpusFile, fetch
+from keras_nlm.datasets.registry import fetch
 
 EOS = "<eos>"
 SPLITS = ("train", "validation", "test")
@@ -29,21 +30,92 @@ def _check_split(corpus, split):
         )
 
 
+def _cut(items, boundaries, split):
+    """The `split`'s share of `items`, cut by position at `boundaries`."""
+    cuts = [0] + [int(len(items) * b) for b in boundaries] + [len(items)]
+    i = SPLITS.index(split)
+    return items[cuts[i] : cuts[i + 1]]
+
+
+def read_text(file, data_dir=None):
+    """The verified `file` (a `CorpusFile`) decoded as UTF-8; bytes that are
+    not UTF-8 are refused, naming the file and the line."""
+    path = fetch(file, data_dir)
+    with open(path, "rb") as opened:
+        data = opened.read()
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as error:
+        line = data[: error.start].count(b"\n") + 1
+        raise ValueError(
+            f"{path} is not UTF-8 text: line {line} holds the byte "
+            f"{data[error.start]:#04x}. Save it as UTF-8."
+        ) from None
+
+
 @dataclasses.dataclass(frozen=True)
-class WordCorpus:
+class _Corpus:
+    """What every corpus has: its files, by split, and where a file holding
+    every split (`"all"`) is cut.
+
+    `split_files` maps a split to its file (for a `ParallelCorpus`, a TSV file
+    or `{language: file}` of aligned files), or `"all"` to one file whose
+    splits are cut at `boundaries` (fractions: where validation and test
+    start). `config` is how a recipe names a corpus made from one's own files
+    (see `keras_nlm.datasets.from_files`); `None` for the built-in ones,
+    named by `name`.
+    """
+
     name: str
     description: str
-    split_files: dict  # split -> CorpusFile
+    split_files: dict
+    boundaries: tuple = (0.9, 0.95)
+    config: dict = None
 
     @property
     def files(self):
-        return list(self.split_files.values())
+        files = []
+        for entry in self.split_files.values():
+            files += list(entry.values()) if isinstance(entry, dict) else [entry]
+        return files
 
-    def lines(self, split="train", data_dir=None):
+    def options(self, train=False):
+        """The command line's options for this corpus: `" --dataset NAME"`,
+        or one's own files (`" --train-file F ..."`); `train`: for `keras-nlm
+        train`, which takes no `--dataset` (a recipe names its corpus)."""
+        if self.config is None:
+            return "" if train else f" --dataset {self.name}"
+        text = ""
+        for split, entry in self.split_files.items():
+            files = entry.values() if isinstance(entry, dict) else [entry]
+            paths = " ".join(shlex.quote(file.path) for file in files)
+            text += f" --{'train' if split == 'all' else split}-file {paths}"
+        return text
+
+    def has_split(self, split):
         _check_split(self, split)
-        path = fetch(self.split_files[split], data_dir)
-        with open(path, encoding="utf-8") as file:
-            return file.read().splitlines()
+        return split in self.split_files or "all" in self.split_files
+
+    def _entry(self, split):
+        """`(file entry, cut)`: the split's own file, or the one file to cut."""
+        _check_split(self, split)
+        if split in self.split_files:
+            return self.split_files[split], False
+        if "all" in self.split_files:
+            return self.split_files["all"], True
+        raise ValueError(
+            f"{self.name} has no {split} split: it was made from "
+            f"{', '.join(sorted(self.split_files))} files only (give a "
+            f"`{split}` file, `--{split}-file`)."
+        )
+
+
+@dataclasses.dataclass(frozen=True)
+class WordCorpus(_Corpus):
+    def lines(self, split="train", data_dir=None):
+        entry, cut = self._entry(split)
+        lines = read_text(entry, data_dir).splitlines()
+        return _cut(lines, self.boundaries, split) if cut else lines
 
     def tokens(self, split="train", data_dir=None):
         """The split as one token stream, `<eos>` closing every line."""
@@ -58,24 +130,11 @@ class WordCorpus:
 
 
 @dataclasses.dataclass(frozen=True)
-class CharacterCorpus:
-    name: str
-    description: str
-    file: CorpusFile
-    # Where validation and test start, as fractions of the text.
-    boundaries: tuple = (0.9, 0.95)
-
-    @property
-    def files(self):
-        return [self.file]
-
+class CharacterCorpus(_Corpus):
     def text(self, split="train", data_dir=None):
-        _check_split(self, split)
-        with open(fetch(self.file, data_dir), encoding="utf-8") as file:
-            text = file.read()
-        cuts = [0] + [int(len(text) * b) for b in self.boundaries] + [len(text)]
-        i = SPLITS.index(split)
-        return text[cuts[i] : cuts[i + 1]]
+        entry, cut = self._entry(split)
+        text = read_text(entry, data_dir)
+        return _cut(text, self.boundaries, split) if cut else text
 
     def statistics(self, data_dir=None):
         stats = {}
@@ -91,22 +150,12 @@ def _clean(sentence):
 
 
 @dataclasses.dataclass(frozen=True)
-class ParallelCorpus:
-    name: str
-    description: str
-    languages: tuple
-    # split -> {language: CorpusFile} (one file per language), or
-    # "all" -> CorpusFile of tab-separated pairs, cut by a seeded shuffle.
-    split_files: dict
-    boundaries: tuple = (0.9, 0.95)
+class ParallelCorpus(_Corpus):
+    # The languages, in the order of a TSV file's columns. A split cut from
+    # one file (`"all"`) is drawn by a seeded shuffle: such files are often
+    # sorted (Tatoeba's by length).
+    languages: tuple = ("source", "target")
     seed: int = 1234
-
-    @property
-    def files(self):
-        files = []
-        for entry in self.split_files.values():
-            files += list(entry.values()) if isinstance(entry, dict) else [entry]
-        return files
 
     def _check_languages(self, source, target):
         for argument, language in (("source", source), ("target", target)):
@@ -118,28 +167,53 @@ class ParallelCorpus:
         if source == target:
             raise ValueError("`source` and `target` must be different languages.")
 
+    def _aligned(self, files, data_dir):
+        columns = []
+        for language, file in files.items():
+            lines = read_text(file, data_dir).splitlines()
+            columns.append([_clean(s) for s in lines])
+        if len({len(column) for column in columns}) > 1:
+            counts = ", ".join(
+                f"{f.path}: {len(c)}" for f, c in zip(files.values(), columns)
+            )
+            raise ValueError(f"Aligned files must have as many lines; got {counts}.")
+        rows = [dict(zip(files, row)) for row in zip(*columns)]
+        for number, row in enumerate(rows, 1):
+            if any(row.values()) and not all(row.values()):
+                empty = [files[k].path for k, v in row.items() if not v]
+                raise ValueError(
+                    f"Line {number} of {', '.join(empty)} is empty while its "
+                    "pair's other side is not: every pair needs both sides."
+                )
+        return [row for row in rows if any(row.values())]
+
+    def _tsv(self, file, data_dir):
+        rows = []
+        for number, line in enumerate(read_text(file, data_dir).splitlines(), 1):
+            if not line.strip():
+                continue
+            # Two columns, or three with Tatoeba's attribution in newer files.
+            sides = list(map(_clean, line.split("\t")[:2]))
+            if len(sides) < 2 or not all(sides):
+                raise ValueError(
+                    f"Line {number} of {file.path} is not a pair: a TSV line "
+                    "holds the source, a tab and the target, both non-empty."
+                )
+            rows.append(dict(zip(self.languages, sides)))
+        return rows
+
     def rows(self, split="train", data_dir=None):
         """The split's aligned sentences, one `{language: sentence}` each."""
-        _check_split(self, split)
-        if "all" not in self.split_files:
-            columns = []
-            for language in self.languages:
-                path = fetch(self.split_files[split][language], data_dir)
-                with open(path, encoding="utf-8") as file:
-                    columns.append([_clean(s) for s in file.read().splitlines()])
-            return [dict(zip(self.languages, row)) for row in zip(*columns)]
-        with open(fetch(self.split_files["all"], data_dir), encoding="utf-8") as file:
-            # Two columns, or three with Tatoeba's attribution in newer files.
-            rows = [
-                dict(zip(self.languages, map(_clean, line.split("\t")[:2])))
-                for line in file.read().splitlines()
-                if line
-            ]
+        entry, cut = self._entry(split)
+        if isinstance(entry, dict):
+            rows = self._aligned(entry, data_dir)
+        else:
+            rows = self._tsv(entry, data_dir)
+        if not cut:
+            return rows
         order = list(range(len(rows)))
-        random.Random(self.seed).shuffle(order)  # the file is sorted by length
-        cuts = [0] + [int(len(order) * b) for b in self.boundaries] + [len(order)]
-        i = SPLITS.index(split)
-        return [rows[j] for j in order[cuts[i] : cuts[i + 1]]]
+        random.Random(self.seed).shuffle(order)
+        return [rows[j] for j in _cut(order, self.boundaries, split)]
 
     def pairs(self, split="train", source=None, target=None, data_dir=None):
         """`(source sentence, target sentence)` pairs of a split."""

@@ -84,7 +84,7 @@ def test_a_corrupted_file_is_refused_with_both_hashes(mirror_copy):
     with pytest.raises(ValueError) as error:
         corpus.text("train", data_dir=mirror_copy)
     message = str(error.value)
-    assert corpus.file.sha256 in message
+    assert corpus.split_files["all"].sha256 in message
     assert files.sha256_of(path) in message
     path.write_bytes(bytes(data[:1000]))  # truncated
     with pytest.raises(ValueError, match="Refusing"):
@@ -111,7 +111,7 @@ def _cached(file, no_mirror):
 
 @pytest.mark.parametrize("packing", ["plain", "gunzip", "zip"])
 def test_download_into_the_keras_cache(no_mirror, packing):
-    original = datasets.get("timemachine").file
+    original = datasets.get("timemachine").split_files["all"]
     source = MIRROR / original.path
     origin = no_mirror / "origin" / "timemachine.txt"
     origin.parent.mkdir()
@@ -137,7 +137,7 @@ def test_download_into_the_keras_cache(no_mirror, packing):
 
 def test_a_bad_download_is_refused_and_not_kept(no_mirror):
     count_case("broken file")
-    original = datasets.get("timemachine").file
+    original = datasets.get("timemachine").split_files["all"]
     origin = no_mirror / "evil.txt"
     origin.write_text("not the time machine")
     file = dataclasses.replace(original, origin=origin.as_uri())

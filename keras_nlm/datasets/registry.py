@@ -31,7 +31,8 @@ class CorpusFile:
     Args:
         path: the file's path inside the corpus folder, e.g. `"ptb/ptb.train.txt"`.
         sha256: the sha256 of the file's bytes.
-        origin: the URL it is downloaded from.
+        origin: the URL it is downloaded from; `None` for one's own file,
+            whose `path` is then where it is (see `datasets.from_files`).
         member: when `origin` is a zip archive, the file's path inside it;
             when `"gunzip"`, `origin` is the gzip-compressed file.
         size: the file's size in bytes, checked before it is read.
@@ -102,8 +103,25 @@ def _download(file):
     return unpacked
 
 
+def _own(file):
+    """One's own file, checked to be the one the corpus was made from."""
+    try:
+        return verify(file.path, file.sha256, file.size)
+    except FileNotFoundError:
+        raise FileNotFoundError(f"{file.path} does not exist (any more).") from None
+    except ValueError as error:
+        if "Refusing" not in str(error) or "regular file" in str(error):
+            raise
+        raise ValueError(
+            f"{file.path} changed since the corpus was made from it (a run's "
+            f"recipe records its sha256 {file.sha256} and its size): {error}"
+        ) from None
+
+
 def fetch(file, data_dir=None):
     """Returns the local path of a verified copy of `file` (a `CorpusFile`)."""
+    if file.origin is None:
+        return _own(file)
     mirror = _mirror(data_dir)
     if mirror is not None:
         if mirror.exists() and not mirror.is_dir():

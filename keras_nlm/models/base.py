@@ -1,4 +1,5 @@
 import inspect
+import os
 
 import keras
 from keras.src.trainers.data_adapters import get_data_adapter
@@ -33,6 +34,10 @@ class Model(keras.Model):
     - Numpy and nested-list inputs are checked before the backend converts
       them, so that no backend wraps or truncates an id first; an empty batch
       is refused by `__call__`, `fit`, `evaluate` and `predict` alike.
+    - `model.save("m.keras")` keeps the attached tokenizers (`model.tokenizer`,
+      or `source_tokenizer` / `target_tokenizer`) in the file, and
+      `keras.saving.load_model("m.keras")` attaches them again, on any backend
+      (see `save_assets`).
     """
 
     # What the model computes, in the course's notation: each part appears
@@ -76,6 +81,70 @@ class Model(keras.Model):
             )
         tokenizers = {r: getattr(self, r) for r in self.tokenizer_roles}
         save_preset(self, directory, tokenizers, metadata)
+
+    def save_assets(self, dir_path):
+        """Keras's hook for the assets of a `.keras` file: writes the attached
+        tokenizers there, as a preset holds them.
+
+        Keras's `saving_lib` calls it on the model itself (and on every
+        layer that has it) when it writes a `.keras` file, with the root of
+        the file's `assets/` folder, never for `.weights.h5` files. Each
+        tokenizer goes in `keras_nlm.tokenizers/<role>/`: `config.json`, its
+        class and settings, and `assets/`, its vocabulary. A model without
+        tokenizers writes nothing, and its file is as before.
+        """
+        from keras_nlm.presets import save_tokenizer, vocabulary_mismatch
+
+        for role in self.tokenizer_roles:
+            tokenizer = getattr(self, role, None)
+            if tokenizer is None:
+                continue
+            # The file would not load: a tokenizer's ids must be the model's.
+            problem = vocabulary_mismatch(self, role, tokenizer)
+            if problem:
+                raise ValueError(f"Cannot save this model: {problem}")
+            folder = os.path.join(dir_path, TOKENIZERS_FOLDER, role)
+            os.makedirs(folder, exist_ok=True)
+            save_tokenizer(
+                tokenizer,
+                os.path.join(folder, "config.json"),
+                os.path.join(folder, "assets"),
+            )
+
+    def load_assets(self, dir_path):
+        """Keras's hook for the assets of a `.keras` file: attaches the
+        tokenizers `save_assets` wrote.
+
+        `keras.saving.load_model` calls it after loading the weights, when
+        the file holds any asset (a folder saved with `zipped=False` always
+        does, maybe empty); a file without tokenizers, one written before
+        they were saved included, leaves the model without them. Tokenizer
+        configs are checked as a preset's are (only keras-nlm tokenizers),
+        and each vocabulary must have the model's size.
+        """
+        from keras_nlm.presets import load_tokenizer, vocabulary_mismatch
+
+        folder = os.path.join(dir_path or "", TOKENIZERS_FOLDER)
+        if not dir_path or not os.path.isdir(folder):
+            return
+        unknown = sorted(set(os.listdir(folder)) - set(self.tokenizer_roles))
+        if unknown:
+            raise ValueError(
+                f"Refusing the tokenizers of this file: {', '.join(unknown)} "
+                f"is not a tokenizer role of a {type(self).__name__} "
+                f"({', '.join(self.tokenizer_roles)})."
+            )
+        for role in self.tokenizer_roles:
+            path = os.path.join(folder, role)
+            if not os.path.isdir(path):
+                continue
+            tokenizer = load_tokenizer(
+                os.path.join(path, "config.json"), os.path.join(path, "assets")
+            )
+            problem = vocabulary_mismatch(self, role, tokenizer)
+            if problem:
+                raise ValueError(f"Refusing the tokenizers of this file: {problem}")
+            setattr(self, role, tokenizer)
 
     @property
     def label_size(self):
@@ -355,6 +424,10 @@ class Model(keras.Model):
 
 
 _KERAS_FIT = inspect.signature(keras.Model.fit)
+# The folder of a `.keras` file's assets that holds the model's tokenizers
+# (`Model.save_assets`): a name no attribute can have, so that no layer's
+# assets (in folders named by attribute) ever land in it.
+TOKENIZERS_FOLDER = "keras_nlm.tokenizers"
 
 
 def _with_step_callbacks(callbacks):

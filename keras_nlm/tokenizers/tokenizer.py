@@ -205,6 +205,24 @@ class Tokenizer:
     def padding_id(self):
         return None if self.padding_token is None else self._ids[self.padding_token]
 
+    @property
+    def start_id(self):
+        """The start delimiter's id (`token_to_id(start_token)`), or `None`
+        if the tokenizer has no `start_token`."""
+        return self._special_id(self.start_token)
+
+    @property
+    def end_id(self):
+        """The end delimiter's id (`token_to_id(end_token)`), or `None` if
+        the tokenizer has no `end_token`."""
+        return self._special_id(self.end_token)
+
+    def _special_id(self, token):
+        if token is None:
+            return None
+        self._check_vocabulary()
+        return self._ids[token]
+
     def tokenize(self, inputs, add_start=False, add_end=False, sequence_length=None):
         """Text to ids.
 

@@ -40,6 +40,49 @@ def test_special_tokens_order_and_delimiters():
     assert tokenizer.detokenize(ids, skip_special_tokens=False) == "<s> b a </s>"
 
 
+@pytest.mark.parametrize(
+    "cls, corpus, specials",
+    [
+        (WordTokenizer, ["a b c"], {}),
+        (WordTokenizer, ["a b c"], {"unknown_token": None, "padding_token": None}),
+        (CharacterTokenizer, ["abc"], {"start_token": "<s>", "end_token": "</s>"}),
+        (
+            CharacterTokenizer,
+            ["abc"],
+            {"padding_token": "<pad>", "unknown_token": "<unk>", "end_token": "$"},
+        ),
+    ],
+)
+def test_start_and_end_ids(cls, corpus, specials):
+    tokenizer = cls.from_corpus(corpus, **specials)
+    for token, id in (
+        (tokenizer.start_token, tokenizer.start_id),
+        (tokenizer.end_token, tokenizer.end_id),
+    ):
+        if token is None:
+            assert id is None
+        else:
+            assert isinstance(id, int) and id == tokenizer.token_to_id(token)
+            assert tokenizer.id_to_token(id) == token
+    if tokenizer.start_token is not None:
+        assert tokenizer.tokenize("a", add_start=True)[0] == tokenizer.start_id
+    if tokenizer.end_token is not None:
+        assert tokenizer.tokenize("a", add_end=True)[-1] == tokenizer.end_id
+
+
+def test_start_and_end_ids_are_absent_without_the_tokens():
+    word = WordTokenizer.from_corpus(["a b"], start_token=None, end_token=None)
+    assert word.start_id is None and word.end_id is None
+    character = CharacterTokenizer.from_corpus(["ab"])  # no special tokens
+    assert character.start_id is None and character.end_id is None
+    assert character.padding_id is None
+    # Read-only, as `padding_id`.
+    with pytest.raises(AttributeError):
+        word.start_id = 3
+    with pytest.raises(ValueError, match="no vocabulary yet"):
+        WordTokenizer().start_id
+
+
 def test_min_frequency_and_max_size():
     corpus = ["a a a b b c"]
     assert WordTokenizer.from_corpus(corpus, min_frequency=2).get_vocabulary()[5:] == [

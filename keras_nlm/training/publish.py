@@ -47,7 +47,7 @@ def measure(target, data_dir=None, first=True):
 
     def evaluate(split, limit=None):
         result = evaluation.evaluate(
-            model, corpus.name, split, recipe.get("languages"), None, data_dir, limit
+            model, corpus, split, recipe.get("languages"), None, data_dir, limit
         )
         return {"model": str(target), "dataset": corpus.name, "split": split, **result}
 
@@ -56,7 +56,7 @@ def measure(target, data_dir=None, first=True):
         measured["check"] = {**evaluate("test", CHECK_LIMIT), "limit": CHECK_LIMIT}
         if isinstance(corpus, datasets.corpora.WordCorpus):
             measured["baseline"] = baselines.baseline(corpus, data_dir=data_dir)
-        measured["samples"] = _samples(model, recipe, data_dir)
+        measured["samples"] = _samples(model, recipe, corpus, data_dir)
     return measured
 
 
@@ -170,9 +170,20 @@ def store_weights_as_float16(path):
     os.replace(halved, path)
 
 
-def _samples(model, recipe, data_dir):
+def _prompts(corpus, data_dir):
+    """The zoo's prompts of a standard corpus; for one's own, the start of
+    the test split's first two lines (three words, or twelve characters)."""
+    if corpus.config is None:
+        return presets.PROMPTS[corpus.name]
+    if isinstance(corpus, datasets.corpora.WordCorpus):
+        lines = [" ".join(line.split()[:3]) for line in corpus.lines("test", data_dir)]
+    else:
+        lines = [line[:12] for line in corpus.text("test", data_dir).splitlines()]
+    return [line for line in lines if line.strip()][:2]
+
+
+def _samples(model, recipe, corpus, data_dir):
     if recipe.get("languages"):
-        corpus = datasets.get(recipe["dataset"])
         pairs = corpus.pairs("test", *recipe["languages"], data_dir=data_dir)
         beam = keras_hub.samplers.BeamSampler(5)
         return [
@@ -194,7 +205,7 @@ def _samples(model, recipe, data_dir):
             "sampler": name,
             "text": model.generate(prompt, SAMPLE_LENGTH, sampler=make()),
         }
-        for prompt in presets.PROMPTS[recipe["dataset"]]
+        for prompt in _prompts(corpus, data_dir)
         for name, make in samplers.items()
     ]
 
@@ -306,7 +317,7 @@ def model_card(name, metadata):
     history = metadata.get("history", [])
     metrics = [metric] + [
         m
-        for m in ("perplexity", "bits_per_character")
+        for m in ("perplexity", "bits_per_character", "exact_match", "token_accuracy")
         if m != metric
         and m in metadata["evaluations"][next(iter(metadata["evaluations"]))][split]
     ]
@@ -343,7 +354,8 @@ def model_card(name, metadata):
         "## How it was made",
         "",
         "```bash",
-        f"keras-nlm train {recipe['name']} --output runs/{name}   # add --resume after an interruption",
+        f"keras-nlm train {recipe['name']}{corpus.options(train=True)} --output "
+        f"runs/{name}   # add --resume after an interruption",
         f"keras-nlm publish runs/{name} --name {name}",
         "```",
         "",
@@ -368,7 +380,7 @@ def model_card(name, metadata):
         "## Results",
         "",
         "Measured with `keras-nlm evaluate "
-        f"{name} --dataset {recipe['dataset']} --split <split> --json` under each backend:",
+        f"{name}{corpus.options()} --split <split> --json` under each backend:",
         "",
     ]
     for m in metrics:
@@ -389,7 +401,7 @@ def model_card(name, metadata):
         baseline = metadata["baseline"]
         lines += [
             f"Kneser-Ney {baseline['order']}-gram baseline on the same test split "
-            f"(`keras-nlm ngram --dataset {recipe['dataset']}`): perplexity "
+            f"(`keras-nlm ngram{corpus.options()}`): perplexity "
             f"{baseline['perplexity']:.2f}.",
             "",
         ]

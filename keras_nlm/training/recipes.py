@@ -13,6 +13,7 @@ import keras
 
 from keras_nlm import datasets, models, presets, tokenizers
 from keras_nlm.datasets.corpora import CharacterCorpus
+from keras_nlm.datasets.own import LEVELS
 from keras_nlm.training.optimizers import NTASGD
 from keras_nlm.validation import check_choice, check_positive_int, check_rate
 
@@ -30,7 +31,8 @@ class Recipe:
     Args:
         name, version, description, reference: what it is and where it
             comes from (the paper and its reported number).
-        dataset: a corpus name of `keras_nlm.datasets`.
+        dataset: a corpus name of `keras_nlm.datasets`, or the `config` of
+            a corpus made from one's own files (see `on_files`).
         model: the model class name and constructor arguments (the
             vocabulary sizes come from the tokenizers).
         tokenizer: the tokenizer class name, `min_frequency` and constructor
@@ -79,6 +81,10 @@ class Recipe:
             `sequence_length + 20`, a multiple of 5), and its learning
             rate is scaled by its length over `sequence_length`, after the
             gradient is clipped.
+        bucket_widths: for a translation recipe, batch the pairs in buckets
+            of these widths (`SentencePairs`' `bucket_widths`; `"auto"`: powers
+            of two), so that an epoch compiles a handful of shapes; `None`:
+            each batch padded to a multiple of 8.
         seed: seeds weights, dropout and shuffling.
     """
 
@@ -107,9 +113,14 @@ class Recipe:
     average_momentum: float = 0.999
     nonmonotone_interval: int = None
     variable_length: bool = False
+    bucket_widths: object = None
     seed: int = 1234
 
     def __post_init__(self):
+        if not isinstance(self.dataset, (str, dict)):  # a corpus
+            object.__setattr__(
+                self, "dataset", self.dataset.config or self.dataset.name
+            )
         _class_of(self.model, "model", models.base.Model)
         _class_of(self.tokenizer, "tokenizer", tokenizers.Tokenizer)
         check_positive_int(self.epochs, "epochs")
@@ -175,6 +186,27 @@ class Recipe:
                     "`average_momentum` must be between 0 and 1; got "
                     f"{self.average_momentum!r}."
                 )
+
+    def on_files(self, train=None, validation=None, test=None, name=None):
+        """This recipe on one's own files (see `keras_nlm.datasets.from_files`):
+        one file per split, or only `train`, cut 90/5/5. The corpus's level
+        follows the recipe: sentence pairs (TSV, or `(source, target)` aligned
+        files) for a translation recipe, whose languages become `"source"` and
+        `"target"` and whose batches are bucketed (`bucket_widths="auto"`, as
+        new data brings new lengths); characters for a `CharacterTokenizer`;
+        else words.
+
+        >>> recipe = training.get("char_lstm_timemachine").on_files("notes.txt")
+        >>> training.train(recipe, "runs/notes")
+        """
+        corpus = datasets.from_files(
+            train, validation, test, level=self.level(), name=name
+        )
+        changes = {"dataset": corpus.config}
+        if self.languages:
+            changes["languages"] = corpus.languages
+            changes["bucket_widths"] = self.bucket_widths or "auto"
+        return self.replace(**changes)
 
     def replace(self, **changes):
         """A copy with some fields changed; `dropout` changes the model's."""
@@ -244,8 +276,27 @@ class Recipe:
             **(averaging if averaged else {}),
         )
 
+    def level(self):
+        """What the recipe trains on: `"pairs"` (a translation recipe),
+        `"character"` (a `CharacterTokenizer`) or `"word"`."""
+        if self.languages:
+            return "pairs"
+        tokenizer = _class_of(self.tokenizer, "tokenizer", tokenizers.Tokenizer)
+        if issubclass(tokenizer, tokenizers.CharacterTokenizer):
+            return "character"
+        return "word"
+
     def corpus(self):
-        return datasets.get(self.dataset)
+        """The recipe's corpus, refused (`ValueError` naming `dataset`) when
+        it is not of the kind the recipe trains on."""
+        corpus = datasets.get(self.dataset)
+        kind = LEVELS[self.level()]
+        if not isinstance(corpus, kind):
+            raise ValueError(
+                f"Recipe {self.name!r} trains on a {kind.__name__}; its `dataset` "
+                f"{corpus.name!r} is a {type(corpus).__name__}."
+            )
+        return corpus
 
     def make_tokenizers(self, data_dir=None):
         """`{role: Tokenizer}` built on the training split."""

@@ -9,6 +9,7 @@ import keras_hub
 
 from keras_nlm import evaluation, presets
 from keras_nlm.datasets.batching import SentencePairs
+from keras_nlm.datasets.corpora import SPLITS
 from keras_nlm.distribution import DataParallel
 from keras_nlm.files import write_json
 from keras_nlm.models import CarriedState
@@ -31,7 +32,8 @@ def _batches(recipe, model, tokenizers, split, data_dir, epoch):
             end_id=target.token_to_id(target.end_token),
             batch_size=recipe.batch_size,
             max_length=recipe.sequence_length,
-            pad_to_multiple_of=8,
+            pad_to_multiple_of=None if recipe.bucket_widths else 8,
+            bucket_widths=recipe.bucket_widths,
             shuffle=train,
             seed=recipe.seed,
             epoch=epoch,
@@ -188,6 +190,13 @@ def train(recipe, output, resume=False, data_dir=None, verbose="auto", devices=1
     parallel = devices if isinstance(devices, DataParallel) else DataParallel(devices)
     parallel.check_batch_size(recipe.batch_size)
     output = pathlib.Path(output)
+    corpus = recipe.corpus()
+    missing = [split for split in SPLITS if not corpus.has_split(split)]
+    if missing:
+        raise ValueError(
+            f"Recipe {recipe.name!r} needs a train, a validation and a test "
+            f"split; {corpus.name!r} has no {', '.join(missing)} split."
+        )
     initial_epoch = _check_output(recipe, output, resume)
     keras.utils.set_random_seed(recipe.seed)
     tokenizers = recipe.make_tokenizers(data_dir)

@@ -1,10 +1,5 @@
 import json
-import os
 import re
-import signal
-import subprocess
-import sys
-import time
 
 import h5py
 import keras
@@ -14,7 +9,7 @@ import pytest
 
 from keras_nlm import cli, presets, training
 from keras_nlm.models import CarriedState, FixedWindowLM
-from keras_nlm.testing import count_case
+from keras_nlm.testing import count_case, kill_when, start_cli
 from keras_nlm.training import trainer
 from keras_nlm.training.checkpoint import EpochCheckpoint
 from keras_nlm.training.optimizers import NTASGD
@@ -72,42 +67,6 @@ def _weights(directory):
     return [np.asarray(w) for w in presets.load_preset(directory).get_weights()]
 
 
-def _start(arguments, log, pause=0.0):
-    """`keras-nlm ARGUMENTS` in a new process. With `pause`, each file a
-    checkpoint save writes, renames or deletes takes that many seconds more
-    (the six steps of a save), so that a kill can land inside a save."""
-    code = (
-        "import functools, os, shutil, sys, time\n"
-        "import numpy as np\n"
-        "from keras_nlm import cli\n"
-        "def slowed(write):\n"
-        "    @functools.wraps(write)\n"
-        "    def slow(*args, **kwargs):\n"
-        f"        time.sleep({pause})\n"
-        "        return write(*args, **kwargs)\n"
-        "    return slow\n"
-        f"if {pause}:\n"
-        "    os.replace, np.savez = slowed(os.replace), slowed(np.savez)\n"
-        "    shutil.rmtree = slowed(shutil.rmtree)\n"
-        "sys.exit(cli.main(sys.argv[1:]))\n"
-    )
-    env = {**os.environ, "KERAS_BACKEND": keras.backend.backend()}
-    command = [sys.executable, "-c", code, *arguments]
-    return subprocess.Popen(command, stdout=log, stderr=log, env=env)
-
-
-def _kill_when(condition, process, delay):
-    """SIGKILLs `process` `delay` seconds after `condition()` holds."""
-    deadline = time.monotonic() + 600
-    while not condition():
-        assert process.poll() is None, "the run ended before it could be killed"
-        assert time.monotonic() < deadline
-        time.sleep(0.01)
-    time.sleep(delay)
-    process.send_signal(signal.SIGKILL)
-    process.wait()
-
-
 SAVE_PAUSE = 0.25
 
 
@@ -138,9 +97,9 @@ def test_a_tiny_corpus_is_learned_and_a_run_killed_anywhere_resumes_to_the_same_
     kills = []
     with open(tmp_path / "log.txt", "w") as log:
         # During a step: a random time after the first epoch was saved.
-        process = _start(train, log)
+        process = start_cli(train, log)
         first_saved = lambda: EpochCheckpoint.latest(checkpoints) is not None
-        _kill_when(first_saved, process, rng.uniform(0.0, 1.0))
+        kill_when(first_saved, process, rng.uniform(0.0, 1.0))
         # Without --resume the run is not overwritten.
         assert cli.main(train) == 2 and "--resume" in capsys.readouterr().err
         latest = EpochCheckpoint.verify(checkpoints)  # never left unreadable
@@ -148,8 +107,8 @@ def test_a_tiny_corpus_is_learned_and_a_run_killed_anywhere_resumes_to_the_same_
         # During a save: a random time into the (slowed) save of the next
         # epoch, which leaves the last whole checkpoint in use.
         partial = checkpoints / f"epoch-{latest['epoch'] + 1:04d}.partial"
-        process = _start([*train, "--resume"], log, pause=SAVE_PAUSE)
-        _kill_when(partial.exists, process, rng.uniform(0.0, 6 * SAVE_PAUSE))
+        process = start_cli([*train, "--resume"], log, pause=SAVE_PAUSE)
+        kill_when(partial.exists, process, rng.uniform(0.0, 6 * SAVE_PAUSE))
         latest = EpochCheckpoint.verify(checkpoints)
         kills.append(_state_after_kill(checkpoints, latest))
     count_case("kill point", len(kills))
@@ -374,7 +333,7 @@ def test_nonmonotone_trigger_fires_when_worse_than_the_best_before_the_last_n():
     # than epoch 3, which is not.
     losses = [5.0, 4.0, 3.0, 3.5, 3.2, 2.9, 3.05, 9.0]
     history = [{"val_loss": loss} for loss in losses]
-    starts = [recipe.average_start(history[:k]) for k in range(len(losses) + 1)]
+    starts = [recipe.averagestart_cli(history[:k]) for k in range(len(losses) + 1)]
     assert starts == [None] * 7 + [7, 7]
     averaged = [recipe.averaged(epoch, history) for epoch in range(9)]
     assert averaged == [False] * 7 + [True] * 2
@@ -382,8 +341,8 @@ def test_nonmonotone_trigger_fires_when_worse_than_the_best_before_the_last_n():
     assert rates == [TINY.learning_rate] * 7 + [0.5] * 2
     # Worse than all before it, but only with more than 2 epochs before it.
     rising = [{"val_loss": loss} for loss in (1.0, 2.0, 3.0, 4.0)]
-    assert recipe.average_start(rising[:3]) is None
-    assert recipe.average_start(rising) == 4
+    assert recipe.averagestart_cli(rising[:3]) is None
+    assert recipe.averagestart_cli(rising) == 4
     # Without `average_learning_rate`, the schedule goes on.
     assert recipe.replace(average_learning_rate=None).learning_rate_at(8, history) == (
         TINY.learning_rate
@@ -415,7 +374,7 @@ def test_ntasgd_and_variable_lengths_keep_and_resume_the_triggered_average(tmp_p
     model, metadata = training.train(MERITY, tmp_path / "whole", verbose=0)
     history = metadata["history"]
     # Epoch 3 is worse than epoch 1, so epoch 4 is averaged, at its own rate.
-    assert MERITY.average_start(history) == metadata["averaged_after_epoch"] == 3
+    assert MERITY.averagestart_cli(history) == metadata["averaged_after_epoch"] == 3
     assert [h["learning_rate"] for h in history] == [1.0, 8.0, 64.0, 0.5]
     # The kept model is the average in the last checkpoint's optimizer
     # state: the iterations, learning rate, the averages, the average's
@@ -440,11 +399,11 @@ def test_ntasgd_and_variable_lengths_keep_and_resume_the_triggered_average(tmp_p
     run = tmp_path / "resumed"
     checkpoints = run / "checkpoint"
     with open(tmp_path / "log.txt", "w") as log:
-        process = _start(["train", str(recipe_file), "--output", str(run)], log)
+        process = start_cli(["train", str(recipe_file), "--output", str(run)], log)
         trigger_saved = lambda: (
             (EpochCheckpoint.latest(checkpoints) or {}).get("epoch") == 3
         )
-        _kill_when(trigger_saved, process, 0.0)
+        kill_when(trigger_saved, process, 0.0)
     count_case("kill point")
     assert EpochCheckpoint.verify(checkpoints)["epoch"] == 3
     _, resumed = training.train(MERITY, run, resume=True, verbose=0)
