@@ -94,6 +94,33 @@ def kill_when(condition, process, delay):
     process.wait()
 
 
+ACTIONS = ("jump", "walk", "run", "look")
+
+
+def command_pairs():
+    """SCAN-like commands and their action sequences (Lake & Baroni 2018's
+    task, in miniature): `("jump twice and walk", "I_JUMP I_JUMP I_WALK")`."""
+    times = {"": 1, "twice": 2, "thrice": 3}
+    singles = [
+        (f"{a} {t}".strip(), " ".join([f"I_{a.upper()}"] * n))
+        for a in ACTIONS
+        for t, n in times.items()
+    ]
+    return singles + [
+        (f"{a} and {b}", f"{x} {y}") for a, x in singles for b, y in singles
+    ]
+
+
+def write_own_files(folder):
+    """The README's own files in `folder`: `notes.txt` (lines of words, 30
+    KB) and `pairs.tsv` (the 156 `command_pairs`)."""
+    rng = np.random.default_rng(0)
+    lines = [" ".join(rng.choice(ACTIONS, 6)) + "." for _ in range(1000)]
+    (folder / "notes.txt").write_text("\n".join(lines) + "\n")
+    pairs = "".join(f"{s}\t{t}\n" for s, t in command_pairs())
+    (folder / "pairs.tsv").write_text(pairs)
+
+
 VOCABULARY_SIZE = 23
 TARGET_VOCABULARY_SIZE = 19
 

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from keras_nlm import presets, training
-from keras_nlm.testing import kill_when, run_cli, start_cli
+from keras_nlm.testing import ACTIONS, command_pairs, kill_when, run_cli, start_cli
 from keras_nlm.training.checkpoint import EpochCheckpoint
 
 # Small versions of two recipes, trained in seconds.
@@ -35,21 +35,6 @@ PAIRS = training.get("seq2seq_multi30k_de_en").replace(
     learning_rate=1e-2,
     epochs=2,
 )
-
-ACTIONS = ("jump", "walk", "run", "look")
-TIMES = {"": 1, "twice": 2, "thrice": 3}
-
-
-def _commands():
-    """SCAN-like commands and their action sequences."""
-    singles = [
-        (f"{a} {t}".strip(), " ".join([f"I_{a.upper()}"] * n))
-        for a in ACTIONS
-        for t, n in TIMES.items()
-    ]
-    return singles + [
-        (f"{a} and {b}", f"{x} {y}") for a, x in singles for b, y in singles
-    ]
 
 
 def _recipe_file(tmp_path, recipe):
@@ -116,7 +101,7 @@ def test_a_character_model_on_ones_own_text_killed_resumed_evaluated_published(
 
 
 def test_a_seq2seq_on_ones_own_pairs_with_exact_match(tmp_path):
-    pairs = _commands()
+    pairs = command_pairs()
     rng = np.random.default_rng(1)
     rng.shuffle(pairs)
     train, valid, test = pairs[:120], pairs[120:140], pairs[140:]

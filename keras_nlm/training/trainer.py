@@ -21,15 +21,21 @@ CHECKPOINTS = "checkpoint"
 
 def _batches(recipe, model, tokenizers, split, data_dir, epoch):
     corpus = recipe.corpus()
+    try:
+        return _split_batches(recipe, corpus, model, tokenizers, split, data_dir, epoch)
+    except ValueError as error:  # e.g. a split of one's own too small to batch
+        raise ValueError(f"The {split} split of {corpus.name}: {error}") from None
+
+
+def _split_batches(recipe, corpus, model, tokenizers, split, data_dir, epoch):
     train = split == "train"
     if recipe.languages:
-        source, target = tokenizers["source_tokenizer"], tokenizers["target_tokenizer"]
         pairs = corpus.pairs(split, *recipe.languages, data_dir=data_dir)
         return SentencePairs(
-            source.tokenize([s for s, _ in pairs]),
-            target.tokenize([t for _, t in pairs]),
-            start_id=target.token_to_id(target.start_token),
-            end_id=target.token_to_id(target.end_token),
+            [s for s, _ in pairs],
+            [t for _, t in pairs],
+            source_tokenizer=tokenizers["source_tokenizer"],
+            target_tokenizer=tokenizers["target_tokenizer"],
             batch_size=recipe.batch_size,
             max_length=recipe.sequence_length,
             pad_to_multiple_of=None if recipe.bucket_widths else 8,
@@ -39,13 +45,11 @@ def _batches(recipe, model, tokenizers, split, data_dir, epoch):
             epoch=epoch,
         )
     tokenizer = tokenizers["tokenizer"]
-    ids = evaluation.corpus_ids(corpus, split, tokenizer, data_dir)
-    start_id = evaluation.stream_start_id(tokenizer)
     return model.stream_batches(
-        ids,
+        evaluation.corpus_ids(corpus, split, tokenizer, data_dir),
         recipe.batch_size,
         recipe.sequence_length,
-        start_id,
+        evaluation.stream_start_id(tokenizer),
         shuffle=train,
         seed=recipe.seed,
         epoch=epoch,
