@@ -410,7 +410,8 @@ class Model(keras.Model):
         if tokenizer is None:
             raise ValueError(
                 f"Text needs the model's `{role}`: load the model with "
-                f"`from_preset`, set `model.{role}`, or pass token-id lists."
+                "`from_preset` (or from a `.keras` file saved with it attached), "
+                f"set `model.{role}`, or pass token-id lists."
             )
         return tokenizer
 
