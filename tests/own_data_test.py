@@ -146,3 +146,24 @@ def test_the_ngram_baseline_on_ones_own_words_and_the_dataset_or_files_rule(tmp_
     for result in (both, neither):
         assert result.returncode == 2
         assert "Give --dataset NAME or your own files" in result.stderr
+
+
+def test_a_bad_file_stops_the_command_line_before_anything_is_written(tmp_path):
+    latin = tmp_path / "latin.txt"
+    latin.write_bytes("première ligne\n".encode("latin-1") * 50)
+    run = tmp_path / "run"
+    for path, message in (
+        (tmp_path / "missing.txt", "does not exist"),
+        (latin, "is not UTF-8 text: line 1"),
+    ):
+        result = run_cli(
+            "train",
+            "char_lstm_timemachine",
+            "--train-file",
+            str(path),
+            "--output",
+            str(run),
+        )
+        assert result.returncode == 2 and message in result.stderr, result.stderr
+        assert result.stderr.count("\n") == 1
+    assert not run.exists()
