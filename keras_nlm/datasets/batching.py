@@ -83,11 +83,16 @@ class Batches(keras.utils.PyDataset):
     def set_epoch(self, epoch):
         self.epoch = epoch
         count = self._shuffled_count()
-        self._order = (
+        order = (
             np.random.default_rng([self.seed, epoch]).permutation(count)
             if self.shuffle
             else np.arange(count)
         )
+        self._order = self._reordered(order)  # one assignment: a reader sees one order
+
+    def _reordered(self, order):
+        """The epoch's batch order, which a subclass may adjust."""
+        return order
 
     def on_epoch_end(self):
         if hasattr(self, "epoch"):
@@ -550,20 +555,13 @@ class SentencePairs(Batches):
     def _shuffled_count(self):
         return len(self.buckets)
 
-    def set_epoch(self, epoch):
+    def _reordered(self, order):
         if self.bucket_widths is None:
-            return super().set_epoch(epoch)
-        self.epoch = epoch
-        count = len(self.buckets)
-        order = (
-            np.random.default_rng([self.seed, epoch]).permutation(count)
-            if self.shuffle
-            else np.arange(count)
-        )
+            return order
         # TensorFlow's `fit` fixes the widths of the first two batches it
         # reads: of one bucket, it would refuse the other buckets' batches.
         widths = [self.widths[i] for i in order]
         other = [k for k, width in enumerate(widths) if width != widths[0]]
         if other and widths[1] == widths[0]:
             order[[1, other[0]]] = order[[other[0], 1]]
-        self._order = order  # one attribute: a batch read meanwhile sees one order
+        return order

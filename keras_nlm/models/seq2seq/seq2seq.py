@@ -1,14 +1,17 @@
+import numbers
+
 import keras
 from keras import ops
 
 from keras_nlm.layers import EncoderDecoderAttention, RecurrentStack, TokenEmbedding
-from keras_nlm.layers.dropout import seeded_dropout
+from keras_nlm.layers.dropout import draw_seed, seeded_dropout
 from keras_nlm.models.base import Model, token_ids_spec
 from keras_nlm.validation import (
     check_choice,
     check_positive_int,
     check_rate,
     check_token_tensor,
+    checked_upstream,
     is_text,
 )
 
@@ -30,6 +33,18 @@ class Seq2Seq(Model):
     the source, feed the start delimiter and decode one token at a time until
     the end delimiter (`encode` and `decode` expose both halves).
 
+    With `teacher_forcing_ratio < 1`, training is scheduled sampling with a
+    fixed probability (Bengio et al. 2015): at each step t > 0 each row is
+    fed the gold yₜ₋₁ with probability `teacher_forcing_ratio`, else the
+    model's own greedy choice, the argmax of its logits at step t − 1
+    (padding never chosen, as in `translate`). The coin is flipped per row
+    and step; pytorch-seq2seq's `teacher_forcing_ratio` flips one per step
+    for the whole batch. Padding stays padding. The decoder then runs one
+    step at a time through `decode` (the argmax passes no gradient; the
+    logits do); at 1.0 training takes the whole-sequence path, fused
+    kernels included. Inference (`training=False`: `evaluate`, `predict`,
+    `translate`) is unchanged.
+
     Id 0 is padding in both vocabularies: it is masked in the encoder, the
     decoder, the attention and (with `compile()`'s default loss) the loss.
 
@@ -46,6 +61,9 @@ class Seq2Seq(Model):
         attention: `None`, `"bahdanau"` or `"luong"`.
         reverse_source: read the source backwards (Sutskever et al.'s trick).
         dropout: dropout on embeddings, between layers and before the output.
+        teacher_forcing_ratio: the probability, in [0, 1], that a training
+            step is fed the gold previous token rather than the model's own
+            prediction; 1 is teacher forcing, 0 free running.
 
     Example:
     >>> model = Seq2Seq(8000, 6000, cell="gru", attention="bahdanau")
@@ -78,6 +96,7 @@ class Seq2Seq(Model):
         attention=None,
         reverse_source=False,
         dropout=0.0,
+        teacher_forcing_ratio=1.0,
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -95,6 +114,15 @@ class Seq2Seq(Model):
         self.bidirectional_encoder = bidirectional_encoder
         self.reverse_source = reverse_source
         self.dropout = check_rate(dropout, "dropout")
+        self.teacher_forcing_ratio = _check_probability(
+            teacher_forcing_ratio, "teacher_forcing_ratio"
+        )
+        # Only the sampling model holds a seed generator, so that teacher
+        # forcing's variables (and saved presets) are as before.
+        if self.teacher_forcing_ratio < 1.0:
+            self.teacher_forcing_seed_generator = keras.random.SeedGenerator(
+                draw_seed()
+            )
 
         self.E_source = TokenEmbedding(
             source_vocabulary_size,
@@ -223,10 +251,8 @@ class Seq2Seq(Model):
         text = is_text(sources)
         if text or start_id is None or end_id is None:
             target = self.tokenizer_for("target_tokenizer")
-            start_id = (
-                target.token_to_id(target.start_token) if start_id is None else start_id
-            )
-            end_id = target.token_to_id(target.end_token) if end_id is None else end_id
+            start_id = target.start_id if start_id is None else start_id
+            end_id = target.end_id if end_id is None else end_id
         if not text:
             return translate(self, sources, max_length, start_id, end_id, sampler)
         texts = [sources] if isinstance(sources, str) else list(sources)
@@ -310,9 +336,77 @@ class Seq2Seq(Model):
     def call(self, inputs, training=None):
         self._check_structure(inputs)  # encode and decode check the ids
         encoder_outputs, state, source_mask = self.encode(inputs["source"], training)
+        if training and self.teacher_forcing_ratio < 1.0:
+            return self._scheduled_sampling(
+                inputs["target"], encoder_outputs, state, source_mask
+            )
         return self.decode(
             inputs["target"], encoder_outputs, state, source_mask, training=training
         )
+
+    def _scheduled_sampling(self, target, encoder_outputs, state, source_mask):
+        """Training logits `(batch, t, target_vocabulary_size)`, each step fed
+        the gold previous token or, with probability `1 −
+        teacher_forcing_ratio`, the model's greedy choice one step back."""
+        target = self._check_target(target)
+        # All the coins at once, outside the loop: one draw from the seed
+        # generator, which then stays out of the loop's body.
+        use_gold = ops.logical_or(
+            keras.random.uniform(
+                ops.shape(target), seed=self.teacher_forcing_seed_generator
+            )
+            < self.teacher_forcing_ratio,
+            ops.equal(target, 0),  # padding stays padding
+        )
+        use_gold = ops.logical_or(use_gold, ops.arange(ops.shape(target)[1]) == 0)
+
+        def step(t, previous, state):
+            token = ops.where(use_gold[:, t], target[:, t], previous)
+            logits, state = self.decode(
+                token[:, None],
+                encoder_outputs,
+                state,
+                source_mask,
+                training=True,
+                return_state=True,
+            )
+            # Fed back, padding would be masked and stall the decoder's
+            # state: it is never chosen (as in `translate`).
+            previous = ops.argmax(logits[:, 0, 1:], axis=-1) + 1
+            return logits, ops.cast(previous, target.dtype), state
+
+        # The tokens are the model's own or the checked target's.
+        with checked_upstream():
+            if target.shape[1] is not None:
+                # Unrolled (one traced step per position): in a JAX loop the
+                # layers' dropout could not advance their seed generators.
+                logits, previous = [], target[:, 0]
+                for t in range(target.shape[1]):
+                    step_logits, previous, state = step(t, previous, state)
+                    logits.append(step_logits)
+                return ops.concatenate(logits, axis=1)
+            return self._sampling_loop(step, target, state)
+
+    def _sampling_loop(self, step, target, state):
+        """`step` over a target of unknown length (a TensorFlow graph fed
+        batches of varying width), in a symbolic loop."""
+        batch, length = ops.shape(target)[0], ops.shape(target)[1]
+        # Time-major, so that each step writes one row (`scatter_update` has
+        # a gradient in TensorFlow; `slice_update` has none).
+        logits = ops.zeros(
+            (length, batch, self.target_vocabulary_size), self.compute_dtype
+        )
+
+        def body(t, previous, state, logits):
+            step_logits, previous, state = step(t, previous, state)
+            update = ops.transpose(step_logits, (1, 0, 2))
+            logits = ops.scatter_update(logits, ops.reshape(t, (1, 1)), update)
+            return t + 1, previous, state, logits
+
+        *_, logits = ops.while_loop(
+            lambda t, *_: t < length, body, (0, target[:, 0], state, logits)
+        )
+        return ops.transpose(logits, (1, 0, 2))
 
     def get_config(self):
         config = super().get_config()
@@ -328,6 +422,19 @@ class Seq2Seq(Model):
                 "attention": self.attention,
                 "reverse_source": self.reverse_source,
                 "dropout": self.dropout,
+                "teacher_forcing_ratio": self.teacher_forcing_ratio,
             }
         )
         return config
+
+
+def _check_probability(value, argument):
+    """Raises unless `value` is a number in [0, 1] (numpy's included, bools
+    excluded); returns it as a Python `float`."""
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, numbers.Real)
+        or not 0.0 <= value <= 1.0
+    ):
+        raise ValueError(f"`{argument}` must be a number in [0, 1], got {value!r}.")
+    return float(value)
