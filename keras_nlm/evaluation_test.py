@@ -3,7 +3,15 @@ import numpy as np
 import pytest
 
 from keras_nlm import models
-from keras_nlm.evaluation import bleu, evaluate, evaluate_perplexity, token_nll
+from keras_nlm.evaluation import (
+    bleu,
+    evaluate,
+    evaluate_perplexity,
+    exact_match,
+    token_accuracy,
+    token_nll,
+    translations,
+)
 from keras_nlm.tokenizers import WordTokenizer
 
 
@@ -122,3 +130,37 @@ def test_bleu_scores_the_translations_on_the_target_tokenizers_tokens():
     assert hypotheses == ["a dog ' s running .", "two men in t - shirts ."]
     wrong = _Translator({s: "a cat sleeps ." for s, _ in pairs})
     assert bleu(wrong, pairs)[0] < 10
+
+
+def test_exact_match_counts_translations_equal_to_their_reference():
+    pairs = [("ein hund läuft .", "A dog's running."), ("zwei männer .", "Two men.")]
+    right = _Translator(
+        {"ein hund läuft .": "a dog ' s running .", "zwei männer .": "two men ."}
+    )
+    hypotheses, references = translations(right, pairs)
+    assert exact_match(hypotheses, references) == 1.0
+    half = _Translator({**right.outputs, "zwei männer .": "two men"})
+    assert exact_match(*translations(half, pairs)) == 0.5
+    with pytest.raises(ValueError, match="aligned and not empty"):
+        exact_match(["a"], [])
+
+
+def test_token_accuracy_is_the_share_of_reference_tokens_predicted():
+    source = WordTokenizer.from_corpus(["a b c"])
+    target = WordTokenizer.from_corpus(["x y z"])
+    model = models.Seq2Seq(
+        source.vocabulary_size(),
+        target.vocabulary_size(),
+        hidden_dim=4,
+        embedding_dim=3,
+    )
+    model.source_tokenizer, model.target_tokenizer = source, target
+    pairs = [("a b", "x x y"), ("c", "z"), ("a", "x")]
+    model({"source": np.ones((1, 2), "int32"), "target": np.ones((1, 2), "int32")})
+    # The output layer always predicts "x": right for 3 of the 8 labels
+    # (each reference's tokens and its end delimiter).
+    bias = np.zeros(target.vocabulary_size(), "float32")
+    bias[target.token_to_id("x")] = 10.0
+    kernel = np.zeros_like(model.U.get_weights()[0])
+    model.U.set_weights([kernel, bias])
+    assert token_accuracy(model, pairs) == pytest.approx(3 / 8)
