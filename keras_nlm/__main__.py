@@ -2,7 +2,9 @@
 current backend, offline.
 
 Loads every pretrained zoo preset (its sha256 manifest verified), prints its
-measured headline metric and lets it generate (or translate) a sample; then
+measured headline metric and lets it translate (greedily) or continue a prompt,
+greedily and by top-p sampling with a fixed seed (the same sample on each run
+of a backend; the backends draw their random numbers each its own way); then
 builds each model at the sizes of its paper, runs it on a batch of random ids
 and prints what it computes, its parameter count and its output shape.
 """
@@ -12,6 +14,7 @@ import numpy as np
 
 import keras_nlm
 from keras_nlm import models, presets
+from keras_nlm.generation import import_keras_hub
 
 TOUR = [
     (
@@ -44,11 +47,19 @@ TOUR = [
 ]
 
 
-def zoo():
+# Greedy continuations of the word models end in loops (of `<unk>`, often):
+# a sample shows better what they learnt.
+TOP_P, SEED = 0.9, 0
+
+
+def zoo(names=None):
+    """Prints each zoo preset's headline metric and samples (`names`: all)."""
+    names = presets.zoo_presets() if names is None else names
     print(
-        f"The zoo ({len(presets.zoo_presets())} pretrained presets, greedy decoding):"
+        f"The zoo ({len(names)} pretrained presets, greedy decoding; top-p "
+        f"sampling with p={TOP_P}, seed={SEED}):"
     )
-    for name in presets.zoo_presets():
+    for name in names:
         model = presets.load_preset(name)
         metadata = presets.load_metadata(name)
         split, metric, value, target = presets.headline(name, metadata)
@@ -59,7 +70,11 @@ def zoo():
             print(f"    {source!r} -> {model.translate(source)!r}")
         else:
             prompt = presets.PROMPTS[recipe["dataset"]][0]
-            print(f"    {model.generate(prompt, max_length=40)!r}")
+            # A sampler per model: each line is the same whichever ran before.
+            sampler = import_keras_hub().samplers.TopPSampler(p=TOP_P, seed=SEED)
+            greedy = model.generate(prompt, max_length=40)
+            sampled = model.generate(prompt, max_length=40, sampler=sampler)
+            print(f"    greedy: {greedy!r}\n    top-p:  {sampled!r}")
 
 
 def main():

@@ -231,7 +231,7 @@ def _evaluate(args):
 
 
 def _sampler(args):
-    import keras_hub
+    from keras_nlm.generation import keras_hub  # without TensorFlow on JAX, PyTorch
 
     samplers = keras_hub.samplers
     options = {"temperature": args.temperature}
@@ -262,8 +262,7 @@ def _generate(args):
 
 
 def _translate(args):
-    import keras_hub
-
+    from keras_nlm.generation import keras_hub  # without TensorFlow on JAX, PyTorch
     from keras_nlm.presets import load_preset
 
     model = load_preset(args.model)

@@ -105,7 +105,7 @@ def translations(model, pairs, beam=None, batch_size=64, max_length=BLEU_MAX_LEN
     reference)` text pairs' sources, greedy or with a beam of `beam`, and the
     references as the target tokenizer writes them back (split and joined,
     so that they compare token for token with the translations)."""
-    import keras_hub
+    from keras_nlm.generation import keras_hub  # without TensorFlow on JAX, PyTorch
 
     sampler = keras_hub.samplers.BeamSampler(num_beams=beam) if beam else "greedy"
     sources = [source for source, _ in pairs]

@@ -9,13 +9,18 @@ the prefix: the `RNNLM` carries its recurrent state between steps (KerasHub's
 The sampling loop is compiled once per model, sampler, stop ids and input
 shape, as KerasHub's `CausalLM.generate` does: `jax.jit` on JAX, `tf.function`
 on TensorFlow; PyTorch runs it eagerly, without autograd.
+
+On JAX and PyTorch, KerasHub is imported without TensorFlow (see
+`import_keras_hub`): generating does not load it.
 """
 
 import functools
+import importlib.util
 import numbers
+import sys
+import types
 
 import keras
-import keras_hub
 import numpy as np
 from keras import ops
 
@@ -27,6 +32,64 @@ from keras_nlm.validation import (
     checked_upstream,
     is_integer_dtype,
 )
+
+
+class _LazyModule(types.ModuleType):
+    """A module imported when one of its attributes is first read."""
+
+    def __getattr__(self, name):
+        return getattr(importlib.import_module(self.__name__), name)
+
+
+def import_keras_hub():
+    """`keras_hub`, imported without TensorFlow on JAX and PyTorch.
+
+    KerasHub imports TensorFlow (and TensorFlow Text, for its tokenizers) when
+    it is imported, though its samplers and metrics need neither; loading
+    TensorFlow costs seconds and, on JAX and PyTorch, nothing here uses it.
+    Unless TensorFlow is the backend or already loaded, KerasHub is imported
+    with TensorFlow hidden, then its modules that found none are given one
+    that loads when first used: its TensorFlow features (tokenizers,
+    preprocessing layers) still work, and load TensorFlow then. Import
+    `keras_hub` yourself before keras-nlm generates to have it load
+    TensorFlow at once.
+    """
+    if "keras_hub" in sys.modules:
+        return sys.modules["keras_hub"]
+    if keras.backend.backend() == "tensorflow" or "tensorflow" in sys.modules:
+        return importlib.import_module("keras_hub")
+    hidden = {"tensorflow": "tf", "tensorflow_text": "tf_text"}  # KerasHub's names
+    # Importing a module that `sys.modules` maps to None raises ImportError,
+    # which KerasHub takes for "not installed".
+    sys.modules.update(dict.fromkeys(hidden))
+    try:
+        keras_hub = importlib.import_module("keras_hub")
+    except ImportError:  # a KerasHub that needs TensorFlow to import
+        for name in [n for n in sys.modules if n.partition(".")[0] == "keras_hub"]:
+            del sys.modules[name]
+        keras_hub = None
+    finally:
+        for name in hidden:
+            if name in sys.modules and sys.modules[name] is None:
+                del sys.modules[name]
+    if keras_hub is None:
+        return importlib.import_module("keras_hub")
+    for name, alias in hidden.items():
+        if importlib.util.find_spec(name) is None:
+            continue  # not installed: KerasHub's None says so
+        lazy = _LazyModule(name)
+        for module_name, module in list(sys.modules.items()):
+            if (
+                module_name.partition(".")[0] == "keras_hub"
+                and module is not None
+                and alias in vars(module)
+                and vars(module)[alias] is None
+            ):
+                setattr(module, alias, lazy)
+    return keras_hub
+
+
+keras_hub = import_keras_hub()
 
 # One instance per sampler name, so that its compiled loops are reused.
 _named_samplers = {}
