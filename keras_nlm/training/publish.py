@@ -23,11 +23,11 @@ import subprocess
 import sys
 
 import keras
-import keras_hub
 
 from keras_nlm import baselines, datasets, evaluation, presets
 from keras_nlm.evaluation import BLEU_MAX_LENGTH
 from keras_nlm.files import write_json
+from keras_nlm.generation import keras_hub  # without TensorFlow on JAX, PyTorch
 
 BACKENDS = ("tensorflow", "jax", "torch")
 

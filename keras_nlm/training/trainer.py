@@ -5,13 +5,13 @@ import pathlib
 import time
 
 import keras
-import keras_hub
 
 from keras_nlm import evaluation, presets
 from keras_nlm.datasets.batching import SentencePairs
 from keras_nlm.datasets.corpora import SPLITS
 from keras_nlm.distribution import DataParallel
 from keras_nlm.files import write_json
+from keras_nlm.generation import keras_hub  # without TensorFlow on JAX, PyTorch
 from keras_nlm.models import CarriedState
 from keras_nlm.training.checkpoint import EpochCheckpoint
 
