@@ -4,6 +4,7 @@ import keras
 from keras import ops
 
 from keras_nlm.layers.dropout import LockedDropout, draw_seed, seeded_dropout
+from keras_nlm.precision import autocast
 from keras_nlm.validation import check_choice, check_positive_int, check_rate
 
 
@@ -341,11 +342,16 @@ class RecurrentStack(keras.layers.Layer):
                 "stack needs the whole sequence."
             )
         self._check_states(states, "states", inputs.shape[0])
-        x, new_states = inputs, []
+        # Keras's `__call__` would cast the inputs to the compute dtype.
+        x, new_states = ops.convert_to_tensor(inputs, self.compute_dtype), []
         for layer, state in zip(self.recurrent_layers, states):
             # Keras's `__call__` would convert numpy states; `call` does not.
             state = [ops.convert_to_tensor(s, self.compute_dtype) for s in state]
-            x, state = layer.cell.call(x, state, training=False)
+            # Under a mixed policy the cells' float32 weights would turn
+            # the 16-bit state float32, and the generation loop's carried
+            # state would change dtype: read them as `__call__` does.
+            with autocast(self):
+                x, state = layer.cell.call(x, state, training=False)
             new_states.append(list(state))
         return x, new_states
 

@@ -4,6 +4,8 @@ terms a model adds to its loss in training (`RNNLM`'s
 
 from keras import ops
 
+from keras_nlm.precision import to_float32
+
 
 def activation_regularization(dropped_outputs, alpha):
     """AR, an L2 penalty on the activations, which keeps them small:
@@ -13,7 +15,7 @@ def activation_regularization(dropped_outputs, alpha):
     over the last recurrent layer's outputs *after* their dropout mask `m`
     (as in Merity et al.'s code), the mean over batch, time and features.
     """
-    return alpha * ops.mean(ops.square(dropped_outputs))
+    return alpha * ops.mean(ops.square(to_float32(dropped_outputs)))
 
 
 def temporal_activation_regularization(outputs, beta):
@@ -25,4 +27,5 @@ def temporal_activation_regularization(outputs, beta):
     over the last recurrent layer's outputs *without* dropout, the mean over
     batch, the `time − 1` pairs of neighbours and features.
     """
+    outputs = to_float32(outputs)
     return beta * ops.mean(ops.square(outputs[:, 1:] - outputs[:, :-1]))

@@ -103,8 +103,13 @@ class TokenEmbedding(keras.layers.Embedding):
                     "`reverse=True` needs `reversible=True`."
                 )
             # Z = B Eᵀ + b: the embedding matrix read backwards as U (h × v).
-            logits = ops.matmul(inputs, ops.transpose(self.embeddings))
-            return logits + self.reverse_bias
+            # Keras's Embedding does not autocast its weights: under a mixed
+            # policy the float32 `E` would turn this, the largest matmul,
+            # float32, unlike an untied `U` (a Dense). Computed in the compute
+            # dtype, as `compute_output_spec` says; models cast the logits.
+            embeddings = ops.cast(self.embeddings, self.compute_dtype)
+            logits = ops.matmul(inputs, ops.transpose(embeddings))
+            return logits + ops.cast(self.reverse_bias, self.compute_dtype)
         if self.check_ids:
             inputs = check_token_ids(inputs, self.vocabulary_size, "inputs")
         vectors = super().call(inputs)

@@ -6,6 +6,7 @@ from keras_nlm.datasets.batching import NGramWindows
 from keras_nlm.layers import WindowEmbedding
 from keras_nlm.layers.dropout import seeded_dropout
 from keras_nlm.models.base import LanguageModel, token_ids_spec
+from keras_nlm.precision import to_float32
 from keras_nlm.validation import (
     check_positive_int,
     check_rate,
@@ -161,7 +162,7 @@ class FixedWindowLM(LanguageModel):
         Z = self.U(B)
         if self.D is not None:
             Z = Z + self.D(A)
-        return Z
+        return to_float32(Z)  # under a mixed policy, for the loss
 
     def get_config(self):
         config = super().get_config()

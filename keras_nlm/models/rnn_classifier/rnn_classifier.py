@@ -4,6 +4,7 @@ from keras import ops
 from keras_nlm.layers import RecurrentStack, TokenEmbedding
 from keras_nlm.layers.dropout import seeded_dropout
 from keras_nlm.models.base import Model
+from keras_nlm.precision import to_float32
 from keras_nlm.validation import check_positive_int, check_rate, check_token_tensor
 
 
@@ -92,7 +93,8 @@ class RNNClassifier(Model):
         mask = ops.not_equal(inputs, 0)
         a = self.dropout_layer(self.E(inputs), training=training)
         h = self.rnn(a, mask=mask, training=training)
-        return self.U(self.dropout_layer(h, training=training))
+        # Under a mixed policy, float32 logits for the loss.
+        return to_float32(self.U(self.dropout_layer(h, training=training)))
 
     def get_config(self):
         config = super().get_config()

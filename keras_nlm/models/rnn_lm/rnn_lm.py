@@ -9,7 +9,12 @@ from keras_nlm.layers.regularization import (
     activation_regularization,
     temporal_activation_regularization,
 )
-from keras_nlm.models.base import LanguageModel, Model, token_ids_spec
+from keras_nlm.models.base import (
+    LanguageModel,
+    Model,
+    token_ids_spec,
+)
+from keras_nlm.precision import autocast, to_float32
 from keras_nlm.validation import (
     check_non_negative,
     check_positive_int,
@@ -178,6 +183,7 @@ class RNNLM(LanguageModel):
                 )
             )
         z = self.E(dropped, reverse=True) if self.tie_weights else self.U(dropped)
+        z = to_float32(z)  # under a mixed policy, for the loss
         return (z, states) if return_state else z
 
     def step(self, token_ids, states):
@@ -190,10 +196,13 @@ class RNNLM(LanguageModel):
         )
         if not self.built:  # the layers' own `call`s need their weights
             self(ops.expand_dims(token_ids, 1))
-        a = self.E.call(token_ids)
-        h, states = self.rnn.step(a, states)
-        z = self.E.call(h, reverse=True) if self.tie_weights else self.U.call(h)
-        return z, states
+        # The layers' own `call`s run outside Keras's `__call__`, which under
+        # a mixed policy reads the float32 weights as 16-bit: as it would.
+        with autocast(self):
+            a = self.E.call(token_ids)
+            h, states = self.rnn.step(a, states)
+            z = self.E.call(h, reverse=True) if self.tie_weights else self.U.call(h)
+        return to_float32(z), states
 
     def initial_state(self, batch_size):
         """Zero states for `batch_size` sequences, as `initial_state=` takes."""
@@ -336,11 +345,16 @@ class CarriedState(Model):
         # Each replica of a data-parallel step (`keras_nlm.distribution`)
         # carries its own rows: on TensorFlow in its own copy ("on_read"; read
         # whole, the copies sum to the full state), elsewhere in its rows.
+        # `autocast=False`: under a mixed policy Keras reads float variables
+        # as 16-bit copies inside a layer's call, and PyTorch's `assign`
+        # copies into what it reads: the state would be written into the
+        # copy and lost. They stay float32, read and written as they are.
         self.state = [
             keras.Variable(
                 initializer="zeros",
                 shape=tuple(s.shape),
                 trainable=False,
+                autocast=False,
                 name=f"state_{i}",
                 aggregation="sum",
                 synchronization="on_read",
@@ -392,7 +406,10 @@ class CarriedState(Model):
             training=training,
         )
         for variable, value in zip(self.state, keras.tree.flatten(state)):
-            value = ops.stop_gradient(value)
+            # The variables are float32 (the policy's variable dtype); under
+            # a mixed policy the states come in 16 bits: `slice_update`
+            # wants one dtype, and every backend's `assign` then agrees.
+            value = ops.cast(ops.stop_gradient(value), variable.dtype)
             if part:
                 value = ops.slice_update(
                     variable, (start,) + (0,) * (len(value.shape) - 1), value

@@ -5,7 +5,11 @@ from keras import ops
 
 from keras_nlm.layers import EncoderDecoderAttention, RecurrentStack, TokenEmbedding
 from keras_nlm.layers.dropout import draw_seed, seeded_dropout
-from keras_nlm.models.base import Model, token_ids_spec
+from keras_nlm.models.base import (
+    Model,
+    token_ids_spec,
+)
+from keras_nlm.precision import logits_dtype, to_float32
 from keras_nlm.validation import (
     check_choice,
     check_positive_int,
@@ -224,7 +228,8 @@ class Seq2Seq(Model):
             h, scores = self.attention_layer(
                 h, encoder_outputs, source_mask, return_attention_scores=True
             )
-        logits = self.U(self.dropout_layer(h, training=training))
+        # Under a mixed policy, float32 logits for the loss and the samplers.
+        logits = to_float32(self.U(self.dropout_layer(h, training=training)))
         outputs = (logits,)
         if return_state:
             outputs += (state,)
@@ -394,7 +399,8 @@ class Seq2Seq(Model):
         # Time-major, so that each step writes one row (`scatter_update` has
         # a gradient in TensorFlow; `slice_update` has none).
         logits = ops.zeros(
-            (length, batch, self.target_vocabulary_size), self.compute_dtype
+            (length, batch, self.target_vocabulary_size),
+            logits_dtype(self.compute_dtype),  # `decode`'s, float32 if mixed
         )
 
         def body(t, previous, state, logits):
