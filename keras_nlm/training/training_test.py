@@ -333,7 +333,7 @@ def test_nonmonotone_trigger_fires_when_worse_than_the_best_before_the_last_n():
     # than epoch 3, which is not.
     losses = [5.0, 4.0, 3.0, 3.5, 3.2, 2.9, 3.05, 9.0]
     history = [{"val_loss": loss} for loss in losses]
-    starts = [recipe.averagestart_cli(history[:k]) for k in range(len(losses) + 1)]
+    starts = [recipe.average_start(history[:k]) for k in range(len(losses) + 1)]
     assert starts == [None] * 7 + [7, 7]
     averaged = [recipe.averaged(epoch, history) for epoch in range(9)]
     assert averaged == [False] * 7 + [True] * 2
@@ -341,8 +341,8 @@ def test_nonmonotone_trigger_fires_when_worse_than_the_best_before_the_last_n():
     assert rates == [TINY.learning_rate] * 7 + [0.5] * 2
     # Worse than all before it, but only with more than 2 epochs before it.
     rising = [{"val_loss": loss} for loss in (1.0, 2.0, 3.0, 4.0)]
-    assert recipe.averagestart_cli(rising[:3]) is None
-    assert recipe.averagestart_cli(rising) == 4
+    assert recipe.average_start(rising[:3]) is None
+    assert recipe.average_start(rising) == 4
     # Without `average_learning_rate`, the schedule goes on.
     assert recipe.replace(average_learning_rate=None).learning_rate_at(8, history) == (
         TINY.learning_rate
@@ -374,7 +374,7 @@ def test_ntasgd_and_variable_lengths_keep_and_resume_the_triggered_average(tmp_p
     model, metadata = training.train(MERITY, tmp_path / "whole", verbose=0)
     history = metadata["history"]
     # Epoch 3 is worse than epoch 1, so epoch 4 is averaged, at its own rate.
-    assert MERITY.averagestart_cli(history) == metadata["averaged_after_epoch"] == 3
+    assert MERITY.average_start(history) == metadata["averaged_after_epoch"] == 3
     assert [h["learning_rate"] for h in history] == [1.0, 8.0, 64.0, 0.5]
     # The kept model is the average in the last checkpoint's optimizer
     # state: the iterations, learning rate, the averages, the average's
