@@ -97,13 +97,15 @@ def check_non_negative(value, argument):
     return float(value)
 
 
-def check_rate(value, argument):
+def check_rate(value, argument, closed=False):
     """Raises unless `value` is a number in [0, 1) (numpy's included, bools
-    excluded); returns it as a Python `float`."""
+    excluded), or in [0, 1] with `closed` (a probability that may be 1);
+    returns it as a Python `float`."""
+    interval = "[0, 1]" if closed else "[0, 1)"
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise ValueError(f"`{argument}` must be a number in [0, 1), got {value!r}.")
-    if not 0.0 <= value < 1.0:
-        raise ValueError(f"`{argument}` must be in [0, 1), got {value!r}.")
+        raise ValueError(f"`{argument}` must be a number in {interval}, got {value!r}.")
+    if not (0.0 <= value <= 1.0 if closed else 0.0 <= value < 1.0):
+        raise ValueError(f"`{argument}` must be in {interval}, got {value!r}.")
     return float(value)
 
 

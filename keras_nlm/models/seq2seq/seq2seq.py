@@ -1,5 +1,3 @@
-import numbers
-
 import keras
 from keras import ops
 
@@ -118,8 +116,8 @@ class Seq2Seq(Model):
         self.bidirectional_encoder = bidirectional_encoder
         self.reverse_source = reverse_source
         self.dropout = check_rate(dropout, "dropout")
-        self.teacher_forcing_ratio = _check_probability(
-            teacher_forcing_ratio, "teacher_forcing_ratio"
+        self.teacher_forcing_ratio = check_rate(
+            teacher_forcing_ratio, "teacher_forcing_ratio", closed=True
         )
         # Only the sampling model holds a seed generator, so that teacher
         # forcing's variables (and saved presets) are as before.
@@ -432,15 +430,3 @@ class Seq2Seq(Model):
             }
         )
         return config
-
-
-def _check_probability(value, argument):
-    """Raises unless `value` is a number in [0, 1] (numpy's included, bools
-    excluded); returns it as a Python `float`."""
-    if (
-        isinstance(value, bool)
-        or not isinstance(value, numbers.Real)
-        or not 0.0 <= value <= 1.0
-    ):
-        raise ValueError(f"`{argument}` must be a number in [0, 1], got {value!r}.")
-    return float(value)
