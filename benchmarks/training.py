@@ -18,11 +18,17 @@ next to it, so that load from other processes hits both sides alike. With
 two `LSTM`s or `GRU`s, `Dense`, Keras's loss) takes its turn too, and
 `stock_ratio` compares it with native PyTorch in the same way.
 
+With `--policy mixed_bfloat16`, keras-nlm's models train under that Keras
+mixed-precision policy (float32 weights, bfloat16 computation, float32
+logits and loss) and native PyTorch under
+`torch.autocast(DEVICE, dtype=torch.bfloat16)`, its own mixed precision.
+
     KERAS_BACKEND=torch .venv/bin/python benchmarks/training.py --json
     KERAS_BACKEND=jax .venv/bin/python benchmarks/training.py --cell gru --configs small
 """
 
 import argparse
+import contextlib
 import json
 import os
 import resource
@@ -104,6 +110,15 @@ class TorchSeq2Seq(torch.nn.Module):
         return self.U(h)
 
 
+def native_precision():
+    """The context native PyTorch's forward and loss run in: its autocast
+    under a mixed policy (`--policy`), set by `main`."""
+    policy = keras.config.dtype_policy()
+    if policy.compute_dtype == policy.variable_dtype:
+        return contextlib.nullcontext()
+    return torch.autocast(DEVICE, dtype=getattr(torch, policy.compute_dtype))
+
+
 def detach(state):
     return (
         tuple(s.detach() for s in state) if isinstance(state, tuple) else state.detach()
@@ -118,7 +133,9 @@ def torch_trainer(model, loss_of, batches):
         model.train()
         for batch in batches:
             optimizer.zero_grad()
-            loss_of(*batch).backward()
+            with native_precision():
+                loss = loss_of(*batch)
+            loss.backward()
             optimizer.step()
 
     return epoch
@@ -204,7 +221,7 @@ def rnnlm(args, config, rng):
         def native_run():
             native.eval()
             state[0] = None
-            with torch.no_grad():
+            with torch.no_grad(), native_precision():
                 for batch in batches:
                     loss_of(*batch)
 
@@ -336,8 +353,15 @@ def main():
         help="also train keras-nlm with jit_compile=True: XLA on TensorFlow, "
         "torch.compile on PyTorch (train workload)",
     )
+    parser.add_argument(
+        "--policy",
+        default="float32",
+        choices=("float32", "mixed_bfloat16", "mixed_float16"),
+        help="Keras's dtype policy; native PyTorch autocasts to its 16 bits",
+    )
     args = parser.parse_args()
 
+    keras.config.set_dtype_policy(args.policy)
     set_threads(args.threads)
     configs = args.configs.split(",")
     runs = []
@@ -349,6 +373,7 @@ def main():
         "backend": keras.backend.backend(),
         "device": DEVICE,
         "cell": args.cell,
+        "policy": args.policy,
         "threads": args.threads,
         "steps": args.steps,
         "repeats": args.repeats,
@@ -360,6 +385,7 @@ def main():
         return
     print(
         f"keras-nlm on {result['backend']} / native PyTorch, {args.cell.upper()}, "
+        f"{args.policy}, "
         f"{args.threads} threads, median of {args.repeats} x {args.steps} steps"
     )
     for run in runs:

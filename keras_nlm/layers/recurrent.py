@@ -3,6 +3,7 @@ import contextlib
 import keras
 from keras import ops
 
+from keras_nlm.layers.direct import direct_call
 from keras_nlm.layers.dropout import LockedDropout, draw_seed, seeded_dropout
 from keras_nlm.precision import autocast
 from keras_nlm.validation import check_choice, check_positive_int, check_rate
@@ -48,14 +49,17 @@ def _torch_fused_rnn(layer, sequences, initial_state, kernel, recurrent_kernel, 
     `(last_output, outputs, states)`."""
     import torch
 
-    # PyTorch's weights are Keras's transposed: (gates, inputs).
+    # PyTorch's weights are Keras's transposed: (gates, inputs). Under a mixed
+    # policy the kernel runs in 16 bits (as Keras's loop of autocast cells
+    # does), the float32 weights cast once per call.
+    dtype = layer.compute_dtype
     weights = [ops.transpose(kernel), ops.transpose(recurrent_kernel), *biases]
-    kernel_dtype = kernel.dtype
-    sequences = ops.cast(sequences, kernel_dtype)
+    weights = [ops.cast(w, dtype) for w in weights]
+    sequences = ops.cast(sequences, dtype)
     if layer.go_backwards:
         sequences = ops.flip(sequences, axis=1)
     # PyTorch's states are (layers, batch, h); Keras's are (batch, h).
-    states = [ops.cast(s, kernel_dtype)[None] for s in initial_state]
+    states = [ops.cast(s, dtype)[None] for s in initial_state]
     run = torch.lstm if len(states) == 2 else torch.gru
     outputs, *states = run(
         sequences,
@@ -319,9 +323,10 @@ class RecurrentStack(keras.layers.Layer):
         x, states = inputs, []
         for i, layer in enumerate(self.recurrent_layers):
             if i > 0:
-                x = self.dropout_layer(x, training=training)
-                x = self.hidden_dropout_layer(x, training=training)
-            x, *layer_states = layer(
+                x = direct_call(self.dropout_layer, x, training=training)
+                x = direct_call(self.hidden_dropout_layer, x, training=training)
+            x, *layer_states = direct_call(
+                layer,
                 x,
                 initial_state=None if initial_state is None else initial_state[i],
                 mask=mask,

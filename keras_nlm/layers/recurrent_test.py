@@ -296,6 +296,33 @@ def test_fused_kernel_and_keras_loop_use_the_same_dropped_matrix(cell):
     )
 
 
+@pytest.mark.skipif(
+    keras.backend.backend() != "torch", reason="PyTorch's fused kernels"
+)
+@pytest.mark.parametrize("cell", ["lstm", "gru"])
+@pytest.mark.parametrize("policy", ["mixed_bfloat16", "mixed_float16"])
+def test_fused_kernel_computes_in_the_policys_16_bits(cell, policy):
+    # As Keras's loop of autocast cells does: 16-bit outputs and states from
+    # the float32 weights, equal to the loop's to 16-bit rounding.
+    x, states = _inputs(cell)
+    layer = {"lstm": LSTM, "gru": GRU}[cell](
+        5, return_sequences=True, return_state=True, dtype=policy
+    )
+    layer.build(x.shape)
+    assert _fusable(layer, None)
+    fused = layer(x, initial_state=states)
+    layer.use_cudnn = False  # Keras's loop of cells
+    loop = layer(x, initial_state=states)
+    assert layer.cell.kernel.dtype == "float32"
+    for got, want in zip(fused, loop):
+        assert keras.backend.standardize_dtype(got.dtype) == policy[len("mixed_") :]
+        np.testing.assert_allclose(
+            ops.convert_to_numpy(ops.cast(got, "float32")),
+            ops.convert_to_numpy(ops.cast(want, "float32")),
+            atol=2e-2,
+        )
+
+
 def test_weight_drop_in_a_stack():
     stack = RecurrentStack("gru", hidden_dim=5, num_layers=2, weight_dropout=0.3)
     assert all(layer.weight_dropout == 0.3 for layer in stack.recurrent_layers)

@@ -4,6 +4,7 @@ from keras import ops
 from keras_nlm import distribution
 from keras_nlm.datasets.batching import StreamBatches, VariableStreamBatches
 from keras_nlm.layers import RecurrentStack, TokenEmbedding
+from keras_nlm.layers.direct import dense_call, direct_call
 from keras_nlm.layers.dropout import LockedDropout, seeded_dropout
 from keras_nlm.layers.regularization import (
     activation_regularization,
@@ -164,13 +165,18 @@ class RNNLM(LanguageModel):
 
     def call(self, inputs, initial_state=None, return_state=False, training=None):
         inputs = self.check_inputs(inputs)
-        a = self.dropout_layer(self.E(inputs, training=training), training=training)
-        a = self.input_dropout_layer(a, training=training)
-        h, states = self.rnn(
-            a, initial_state=initial_state, training=training, return_state=True
+        a = direct_call(self.E, inputs, training=training)
+        a = direct_call(self.dropout_layer, a, training=training)
+        a = direct_call(self.input_dropout_layer, a, training=training)
+        h, states = direct_call(
+            self.rnn,
+            a,
+            initial_state=initial_state,
+            training=training,
+            return_state=True,
         )
-        dropped = self.dropout_layer(h, training=training)
-        dropped = self.output_dropout_layer(dropped, training=training)
+        dropped = direct_call(self.dropout_layer, h, training=training)
+        dropped = direct_call(self.output_dropout_layer, dropped, training=training)
         if training and self.activation_regularization:
             self.add_loss(
                 activation_regularization(dropped, self.activation_regularization)
@@ -182,7 +188,10 @@ class RNNLM(LanguageModel):
                     h, self.temporal_activation_regularization
                 )
             )
-        z = self.E(dropped, reverse=True) if self.tie_weights else self.U(dropped)
+        if self.tie_weights:
+            z = direct_call(self.E, dropped, reverse=True)
+        else:
+            z = dense_call(self.U, dropped)
         z = to_float32(z)  # under a mixed policy, for the loss
         return (z, states) if return_state else z
 
