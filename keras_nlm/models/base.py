@@ -235,12 +235,28 @@ class Model(keras.Model):
     def fit(self, *args, **kwargs):
         data = _KERAS_FIT.bind(self, *args, **kwargs).arguments
         data.pop("self")
-        data["x"] = self._checked_data(
-            data.get("x"),
-            data.get("y"),
-            data.get("shuffle", True),
-            data.pop("class_weight", None),
-        )
+        x, shuffle = data.get("x"), data.get("shuffle", True)
+        class_weight = data.pop("class_weight", None)
+        data["x"] = self._checked_data(x, data.get("y"), shuffle, class_weight)
+        if holds_arrays(x):  # checked whole; Keras batches them
+            if keras.backend.backend() == "tensorflow" and not data.get(
+                "validation_split"
+            ):
+                # Keras's pipeline for arrays, handed to `fit` as an adapter
+                # so that its `tf.data` runs without autotuning (`CheckedData`).
+                data["x"] = CheckedData(
+                    get_data_adapter(
+                        x,
+                        data.pop("y", None),
+                        data.pop("sample_weight", None),
+                        data.pop("batch_size", None),
+                        data.get("steps_per_epoch"),
+                        shuffle,
+                        class_weight,
+                    )
+                )
+            else:
+                data["class_weight"] = class_weight
         data["callbacks"] = _with_step_callbacks(data.get("callbacks"))
         validation = data.get("validation_data")
         if isinstance(validation, (tuple, list)) and len(validation) >= 2:

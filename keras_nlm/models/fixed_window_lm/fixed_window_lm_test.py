@@ -59,3 +59,39 @@ def test_bad_input_names_the_argument():
         FixedWindowLM(10, window_size=0)
     with pytest.raises(ValueError, match="`vocabulary_size`"):
         FixedWindowLM(10.5)
+
+
+@pytest.mark.parametrize("data", ["arrays", "dataset"])
+def test_fit_weighs_classes(data):
+    # `class_weight` reaches Keras for in-memory arrays as for datasets:
+    # every class weighted 0 leaves nothing to learn.
+    x = np.random.default_rng(0).integers(0, 10, (16, 3))
+    y = np.random.default_rng(1).integers(0, 10, (16,))
+    for class_weight, changes in ((None, True), (dict.fromkeys(range(10), 0.0), False)):
+        keras.utils.set_random_seed(0)
+        model = FixedWindowLM(10, 3, embedding_dim=4, hidden_dim=5)
+        model.compile(keras.optimizers.SGD(0.5))
+        model(x[:1])  # its weights, to compare
+        before = [w.copy() for w in model.get_weights()]
+        inputs = (
+            {"x": x, "y": y, "batch_size": 8}
+            if data == "arrays"
+            else {"x": _Batches(x, y)}
+        )
+        model.fit(**inputs, epochs=1, verbose=0, class_weight=class_weight)
+        moved = any(
+            not np.array_equal(a, b) for a, b in zip(before, model.get_weights())
+        )
+        assert moved == changes
+
+
+class _Batches(keras.utils.PyDataset):
+    def __init__(self, x, y):
+        super().__init__()
+        self.x, self.y = x, y
+
+    def __len__(self):
+        return 2
+
+    def __getitem__(self, i):
+        return self.x[i * 8 : (i + 1) * 8], self.y[i * 8 : (i + 1) * 8]
