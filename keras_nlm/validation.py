@@ -349,9 +349,8 @@ class CheckedData(DataAdapter):
     TensorFlow's `tf.data` pipeline gets the checks as ops (`in_pipeline`),
     and one that Keras builds (for arrays, a `PyDataset`, a generator) runs
     without autotuning (`without_autotune`); a user's own `tf.data.Dataset`
-    keeps its options. Keras's own adapter
-    (for arrays, a `PyDataset`, `tf.data`, a generator, PyTorch's
-    `DataLoader`) does everything else.
+    keeps its options. Keras's own adapter (for arrays, a `PyDataset`,
+    `tf.data`, a generator, PyTorch's `DataLoader`) does everything else.
     """
 
     def __init__(self, adapter, check_batch=None):

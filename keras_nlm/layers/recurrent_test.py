@@ -195,8 +195,8 @@ class _Slides(keras.layers.Layer):
 @pytest.mark.parametrize("go_backwards", [False, True])
 @pytest.mark.parametrize("masked", [None, "all_true", "padded"])
 def test_recurrent_layers_compute_the_slides_equations(cell, go_backwards, masked):
-    """Our LSTM / GRU (PyTorch's fused kernels on the torch backend, Keras's
-    loop of cells elsewhere) give the outputs, final states and gradients of
+    """Our LSTM / GRU (PyTorch's fused kernels on the torch backend, the
+    projected loop elsewhere and for padded batches) give the outputs, final states and gradients of
     the slides' equations, `keras_nlm.layers.cells`."""
     x = np.random.default_rng(0).normal(size=(3, 6, 4)).astype("float32")
     states = [np.random.default_rng(2).normal(size=(3, 5)).astype("float32")] * (
@@ -225,6 +225,33 @@ def test_recurrent_layers_compute_the_slides_equations(cell, go_backwards, maske
     assert len(got) == len(expected)
     for got, want in zip(got, expected):
         np.testing.assert_allclose(got, want, atol=1e-5)
+
+
+@pytest.mark.parametrize("cell", ["lstm", "gru"])
+def test_the_loop_projects_every_steps_input_at_once(cell):
+    """Off PyTorch's fused kernel, the loop takes `x W + b` for all steps
+    before it and never calls Keras's cell, whose `call` multiplies each
+    step's input; with the cell's own dropout in training (a mask of the
+    cell's per step) Keras's loop of cells runs, as it computes."""
+    x, states = _inputs(cell)
+    mask = np.ones(x.shape[:2], bool)
+    mask[0, -1] = False  # padded: not PyTorch's fused kernel
+    layer = {"lstm": LSTM, "gru": GRU}[cell](5, dropout=0.5, return_sequences=True)
+    layer.build(x.shape)
+    calls = []
+    cell_call = layer.cell.call
+    layer.cell.call = lambda *args, **kwargs: (
+        calls.append(1) or cell_call(*args, **kwargs)
+    )
+    projected = layer(x, initial_state=states, mask=mask)
+    assert calls == []
+    np.testing.assert_allclose(
+        _numpy([projected])[0],
+        _numpy(_Slides(layer)(x, states, mask=mask)[:1])[0],
+        atol=1e-5,
+    )
+    layer(x, initial_state=states, mask=mask, training=True)
+    assert calls  # (traced once on JAX)
 
 
 def _inputs(cell):
