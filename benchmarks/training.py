@@ -22,6 +22,8 @@ With `--policy mixed_bfloat16`, keras-nlm's models train under that Keras
 mixed-precision policy (float32 weights, bfloat16 computation, float32
 logits and loss) and native PyTorch under
 `torch.autocast(DEVICE, dtype=torch.bfloat16)`, its own mixed precision.
+With `--padded`, the `Seq2Seq`'s sources are padded, as real sentence
+pairs' batches are (native PyTorch packs them for its encoder).
 
     KERAS_BACKEND=torch .venv/bin/python benchmarks/training.py --json
     KERAS_BACKEND=jax .venv/bin/python benchmarks/training.py --cell gru --configs small
@@ -95,9 +97,10 @@ class TorchFixedWindowLM(torch.nn.Module):
 
 
 class TorchSeq2Seq(torch.nn.Module):
-    def __init__(self, cell, vocabulary_size, hidden_dim):
+    def __init__(self, cell, vocabulary_size, hidden_dim, padded=False):
         super().__init__()
         rnn = {"lstm": torch.nn.LSTM, "gru": torch.nn.GRU}[cell]
+        self.padded = padded
         self.E_source = torch.nn.Embedding(vocabulary_size, hidden_dim)
         self.E_target = torch.nn.Embedding(vocabulary_size, hidden_dim)
         self.encoder = rnn(hidden_dim, hidden_dim, num_layers=2, batch_first=True)
@@ -105,7 +108,15 @@ class TorchSeq2Seq(torch.nn.Module):
         self.U = torch.nn.Linear(hidden_dim, vocabulary_size)
 
     def forward(self, source, target):
-        _, state = self.encoder(self.E_source(source))
+        embedded = self.E_source(source)
+        if self.padded:  # the encoder reads each source up to its length
+            embedded = torch.nn.utils.rnn.pack_padded_sequence(
+                embedded,
+                (source > 0).sum(1).cpu(),
+                batch_first=True,
+                enforce_sorted=False,
+            )
+        _, state = self.encoder(embedded)
         h, _ = self.decoder(self.E_target(target), state)
         return self.U(h)
 
@@ -253,15 +264,19 @@ def fixed_window(args, config, rng):
 def seq2seq(args, config, rng):
     h, b, t = CONFIGS[config]
     v, steps = VOCABULARY_SIZE, args.steps
-    # No padding (ids from 1): every sequence is `t` tokens long.
+    # Ids from 1: every sequence is `t` tokens long, or with `--padded` each
+    # source is cut to a length from t/2 to t and padded with 0s.
     source = rng.integers(1, v, (steps * b, t))
+    if args.padded:
+        lengths = rng.integers(t // 2, t + 1, steps * b)
+        source[np.arange(t) >= lengths[:, None]] = 0
     target = rng.integers(1, v, (steps * b, t + 1))
     inputs = {"source": source, "target": target[:, :-1]}
     model = models.Seq2Seq(
         v, v, cell=args.cell, num_layers=2, hidden_dim=h, embedding_dim=h
     )
     compile_sgd(model, args)
-    native = TorchSeq2Seq(args.cell, v, h).to(DEVICE)
+    native = TorchSeq2Seq(args.cell, v, h, args.padded).to(DEVICE)
     batches = [
         tuple(on_device(a[i * b : (i + 1) * b]) for a in (source, target))
         for i in range(steps)
@@ -352,6 +367,11 @@ def main():
         action="store_true",
         help="also train keras-nlm with jit_compile=True: XLA on TensorFlow, "
         "torch.compile on PyTorch (train workload)",
+    )
+    parser.add_argument(
+        "--padded",
+        action="store_true",
+        help="seq2seq workload: sources of lengths t/2 to t, padded",
     )
     parser.add_argument(
         "--policy",

@@ -128,7 +128,13 @@ class _ProjectedLoop(keras.layers.RNN):
         input_bias, recurrent_bias = self._biases(bias)
         projected = ops.add(ops.matmul(sequences, kernel), input_bias)
 
+        copy_states = self.stateful and keras.backend.backend() == "torch"
+
         def step(inputs, states):
+            # As Keras's loop: a stateful layer assigns its state variables
+            # in place after the call, which would break PyTorch's autograd.
+            if copy_states:
+                states = [ops.copy(s) for s in states]
             return self._projected_step(
                 inputs, states, recurrent_kernel, recurrent_bias
             )

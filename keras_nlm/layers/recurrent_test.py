@@ -254,6 +254,25 @@ def test_the_loop_projects_every_steps_input_at_once(cell):
     assert calls  # (traced once on JAX)
 
 
+@pytest.mark.parametrize("cell", ["lstm", "gru"])
+def test_a_stateful_layer_trains_on_padded_batches(cell):
+    # The state variables are assigned after each call (in place on PyTorch).
+    x = np.random.default_rng(0).integers(1, 50, (4, 6))
+    x[0, 4:] = 0
+    y = np.random.default_rng(1).integers(0, 50, (4, 6))
+    model = keras.Sequential(
+        [
+            keras.Input((6,), batch_size=4),
+            keras.layers.Embedding(50, 8, mask_zero=True),
+            {"lstm": LSTM, "gru": GRU}[cell](8, stateful=True, return_sequences=True),
+            keras.layers.Dense(50),
+        ]
+    )
+    model.compile("adam", keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    losses = model.fit(x, y, epochs=3, batch_size=4, verbose=0).history["loss"]
+    assert losses[-1] < losses[0]
+
+
 def _inputs(cell):
     x = np.random.default_rng(0).normal(size=(3, 6, 4)).astype("float32")
     states = [np.random.default_rng(2).normal(size=(3, 5)).astype("float32")] * (
