@@ -101,11 +101,27 @@ def _flat(states):
     return keras.tree.flatten(states)
 
 
+# On JAX each model's programs are converted to TensorFlow's (jax2tf), 5-10 s
+# a model on 2 cores: there, one model of each family and the bidirectional
+# and attention ones, which add layers of their own.
+EXPORTED = [name for name, *_ in testing.example_models()]
+if BACKEND == "jax":
+    EXPORTED = [
+        "fixed_window",
+        "rnn_lm_awd",
+        "rnn_tagger_bidirectional",
+        "seq2seq_lstm_luong_bidirectional",
+        "seq2seq_gru_bahdanau",
+    ]
+
+
 @saved_model_backends
-def test_every_example_model_serves_its_logits_from_tensorflow_alone(tmp_path):
+def test_example_models_serve_their_logits_from_tensorflow_alone(tmp_path):
     rng = np.random.default_rng(0)
     calls = _Calls()
     for name, model, x, _ in testing.example_models():
+        if name not in EXPORTED:
+            continue
         model(x)
         model.export(str(tmp_path / name), verbose=False)
         for batch, length in ((3, 5), (6, 9)):
