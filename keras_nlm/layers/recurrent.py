@@ -36,8 +36,9 @@ def _keeps_every_step(mask):
     import torch
 
     # Exporting (ONNX, `torch.export`) records one path for every input: the
-    # masked loop, right for any mask, not the branch the sample input took.
-    if torch.jit.is_tracing() or torch.compiler.is_exporting():
+    # masked loop, right for any mask, not the branch the sample input took;
+    # `torch.compile` too, as reading the mask's values breaks its graph.
+    if torch.compiler.is_compiling() or torch.jit.is_tracing():
         return False
     return bool(ops.all(mask))
 

@@ -405,3 +405,21 @@ def test_hidden_dropout_is_locked_between_layers():
     assert ((keras.ops.convert_to_numpy(dropped) == 0).sum(1) % 7 == 0).all()
     want = stack.recurrent_layers[1](dropped)[0]
     np.testing.assert_allclose(*_numpy([got, want]), atol=1e-6)
+
+
+@pytest.mark.skipif(
+    keras.backend.backend() != "torch", reason="PyTorch's fused kernels"
+)
+def test_torch_compile_takes_the_masked_loop_without_reading_the_mask(monkeypatch):
+    # Whether a mask keeps every step is a read of its values on the host,
+    # which breaks `torch.compile`'s graph: compiled, a masked batch takes
+    # Keras's loop, right for any mask.
+    import torch
+
+    layer = LSTM(5)
+    layer.build((3, 6, 4))
+    mask = np.ones((3, 6), bool)
+    assert _fusable(layer, mask)
+    monkeypatch.setattr(torch.compiler, "is_compiling", lambda: True)
+    assert not _fusable(layer, mask)
+    assert _fusable(layer, None)
