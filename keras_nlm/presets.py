@@ -40,6 +40,7 @@ import stat
 import warnings
 
 import keras
+import numpy as np
 from keras.src.backend.common import global_state
 from keras.src.utils.dtype_utils import dtype_size
 
@@ -419,20 +420,14 @@ def load_preset(name_or_directory):
     directory = verify(name_or_directory)
     path = directory / CONFIG_FILE
     config = _read_config(path, Model)
-    # Deserialising builds the model (its `build_config`), every weight at
-    # once: measure them first, on an unbuilt copy that allocates nothing.
-    unbuilt = {key: value for key, value in config.items() if key != "build_config"}
-    weights = check_weights_fit(
-        lambda: _instantiate(path, unbuilt, Model),
+    model = _build_to_load(
+        lambda: _instantiate(path, config, Model),
         config.get("config"),
         f"Refusing to load {path}",
     )
-    model = _instantiate(path, config, Model)
-    # A `build_config` that fails to build the model leaves layers without
-    # weights, and `load_weights` then loads nothing into them, silently.
-    if sorted(tuple(v.shape) for v in model.weights) != sorted(
-        s for _, s, _ in weights
-    ):
+    # A `build_config` that builds nothing leaves the model without weights
+    # for `load_weights` to fill.
+    if not model.built or not model.weights:
         raise ValueError(
             f"Refusing to load {path}: its build_config "
             f"{config.get('build_config')!r:.100} does not build the weights of "
@@ -476,6 +471,11 @@ def check_weights_fit(make, arguments, where):
     the largest weight. `make()`'s own errors are raised as they are.
     """
     weights = _weight_shapes(make)
+    _refuse_unless_they_fit(weights, arguments, where)
+    return weights
+
+
+def _refuse_unless_they_fit(weights, arguments, where):
     sizes = [
         (math.prod(shape) * _itemsize(dtype), path, shape)
         for path, shape, dtype in weights
@@ -483,7 +483,7 @@ def check_weights_fit(make, arguments, where):
     total = sum(size for size, _, _ in sizes)
     memory = physical_memory()
     if total <= memory:
-        return weights
+        return
     _, path, shape = max(sizes)
     fields = ", ".join(
         f"{name}={value!r}"
@@ -495,6 +495,39 @@ def check_weights_fit(make, arguments, where):
         f"of shape {shape}{f' from {fields}' if fields else ''}), more than this "
         f"machine's {format_bytes(memory)} of memory."
     )
+
+
+def _build_to_load(make, arguments, where):
+    """The model `make()` builds (deserialising a config builds it), its
+    weights allocated only once they are known to fit in memory (else
+    `check_weights_fit`'s `ValueError`), as zeros for `load_weights` to fill.
+
+    Built once, deferred: in Keras's stateless scope a variable holds only its
+    shape until initialised. Zeros, not the weights' initializers, as these
+    would be overwritten, and on JAX each compiles a random program (3 of the
+    6 s a sequence-to-sequence preset took to load there)."""
+    pending = list(global_state.get_global_attribute("uninitialized_variables") or [])
+    try:
+        with keras.StatelessScope(initialize_variables=False):
+            model = make()
+        created = global_state.get_global_attribute("uninitialized_variables")
+        created = created[len(pending) :]
+        weights = [(v.path, tuple(v.shape), v.dtype) for v in model.weights]
+        _refuse_unless_they_fit(weights, arguments, where)
+    finally:
+        # Nothing of a refused model is left for Keras to initialise later.
+        global_state.set_global_attribute("uninitialized_variables", pending)
+    loaded = {id(v) for v in model.weights}
+    for variable in created:
+        if id(variable) in loaded:
+            variable._initializer = _zeros
+        # The others (seed generators' states) get their own initializers.
+        variable._deferred_initialize()
+    return model
+
+
+def _zeros(shape, dtype):
+    return np.zeros(shape, keras.backend.standardize_dtype(dtype))
 
 
 def _weight_shapes(make):
