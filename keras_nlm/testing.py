@@ -8,6 +8,9 @@ import collections
 import contextlib
 import io
 import os
+import pathlib
+import re
+import shlex
 import signal
 import subprocess
 import sys
@@ -56,6 +59,21 @@ def run_cli(*args):
         except SystemExit as exit:  # argparse's usage errors
             code = exit.code
     return subprocess.CompletedProcess(args, code, stdout.getvalue(), stderr.getvalue())
+
+
+def readme_commands(containing):
+    """The argument lists of the README's `bash` block that contains
+    `containing`, one per line (`.venv/bin/keras-nlm ARGS`), for a test to run
+    as written."""
+    readme = pathlib.Path(__file__).parents[1] / "README.md"
+    blocks = re.findall(r"```bash\n(.*?)```", readme.read_text(), re.S)
+    block = next(b for b in blocks if containing in b)
+    commands = []
+    for line in block.strip().splitlines():
+        program, *args = shlex.split(line)
+        assert program == ".venv/bin/keras-nlm", line
+        commands.append(args)
+    return commands
 
 
 def start_cli(arguments, log, pause=0.0):

@@ -16,7 +16,7 @@ import pytest
 
 from keras_nlm import presets, training
 from keras_nlm.distribution import DataParallel, _Rows
-from keras_nlm.testing import run_cli
+from keras_nlm.testing import readme_commands, run_cli
 from keras_nlm.training.training_test import QUICK
 
 HERE = pathlib.Path(__file__).parent
@@ -141,14 +141,9 @@ def test_readme_two_device_training_loads_and_evaluates_on_another_backend(
     by another, and each backend reads another's)."""
     if backend != keras.backend.backend():
         pytest.skip("each backend's suite runs its own training")
-    readme = (HERE.parent / "README.md").read_text()
-    section = readme.split("## Training on several devices")[1].split("\n## ")[0]
-    block = section.split("```bash\n")[1].split("```")[0]
     monkeypatch.chdir(tmp_path)
     outputs = []
-    for line in block.strip().splitlines():
-        program, *arguments = line.split()
-        assert program == ".venv/bin/keras-nlm"
+    for arguments in readme_commands("--devices 2"):
         if "--devices" in arguments:  # set before the backend starts
             outputs.append(_run(["-m", "keras_nlm.cli", *arguments], cwd=tmp_path))
         else:  # on one device: this process

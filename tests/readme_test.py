@@ -3,12 +3,11 @@
 import json
 import pathlib
 import re
-import shlex
 
 import keras
 import pytest
 
-from keras_nlm.testing import run_cli, write_own_files
+from keras_nlm.testing import readme_commands, run_cli, write_own_files
 
 README = pathlib.Path(__file__).parents[1] / "README.md"
 
@@ -27,12 +26,8 @@ def test_readme_examples_run(tmp_path, monkeypatch):
 def _run_bash_block(containing):
     """Runs the README's `keras-nlm` block containing `containing`; the outputs.
     (tests/cli_test.py starts the installed program itself.)"""
-    blocks = re.findall(r"```bash\n(.*?)```", README.read_text(), re.S)
-    block = next(b for b in blocks if containing in b)
     outputs = []
-    for line in block.strip().splitlines():
-        program, *args = shlex.split(line)
-        assert program == ".venv/bin/keras-nlm"
+    for args in readme_commands(containing):
         result = run_cli(*args)
         assert result.returncode == 0, result.stderr
         outputs.append(result.stdout)
