@@ -53,6 +53,13 @@ def read_text(file, data_dir=None):
         ) from None
 
 
+def entry_files(split_files):
+    """The files of a corpus's `split_files`, in order: each split's file, or
+    its languages' aligned files."""
+    for entry in split_files.values():
+        yield from entry.values() if isinstance(entry, dict) else [entry]
+
+
 @dataclasses.dataclass(frozen=True)
 class _Corpus:
     """What every corpus has: its files, by split, and where a file holding
@@ -74,10 +81,7 @@ class _Corpus:
 
     @property
     def files(self):
-        files = []
-        for entry in self.split_files.values():
-            files += list(entry.values()) if isinstance(entry, dict) else [entry]
-        return files
+        return list(entry_files(self.split_files))
 
     def options(self, train=False):
         """The command line's options for this corpus: `" --dataset NAME"`,
@@ -87,7 +91,7 @@ class _Corpus:
             return "" if train else f" --dataset {self.name}"
         text = ""
         for split, entry in self.split_files.items():
-            files = entry.values() if isinstance(entry, dict) else [entry]
+            files = entry_files({split: entry})
             paths = " ".join(shlex.quote(file.path) for file in files)
             text += f" --{'train' if split == 'all' else split}-file {paths}"
         return text

@@ -20,6 +20,7 @@ from keras_nlm.datasets.corpora import (
     CharacterCorpus,
     ParallelCorpus,
     WordCorpus,
+    entry_files,
 )
 from keras_nlm.datasets.registry import CorpusFile
 from keras_nlm.files import open_regular, sha256_of_file
@@ -88,7 +89,7 @@ def from_config(config):
         raise ValueError(
             f"A corpus's `level` must be one of {', '.join(LEVELS)}; got {level!r}."
         )
-    paths = ", ".join(file.path for file in _files(split_files))
+    paths = ", ".join(file.path for file in entry_files(split_files))
     return LEVELS[level](
         name=name,
         description=f"Your own {level}{'' if level == 'pairs' else '-level'} "
@@ -96,11 +97,6 @@ def from_config(config):
         split_files=split_files,
         config=config,
     )
-
-
-def _files(split_files):
-    for entry in split_files.values():
-        yield from entry.values() if isinstance(entry, dict) else [entry]
 
 
 def from_files(train=None, validation=None, test=None, level="word", name=None):
@@ -137,7 +133,7 @@ def from_files(train=None, validation=None, test=None, level="word", name=None):
     split_files = {split: _split_entry(v, split, level) for split, v in given.items()}
     if list(split_files) == ["train"]:
         split_files = {"all": split_files["train"]}
-    first = next(_files(split_files))
+    first = next(entry_files(split_files))
     name = name or pathlib.Path(first.path).stem
     config = {
         "level": level,
@@ -161,7 +157,7 @@ def _check_contents(corpus, split):
         items = corpus.text(split)
     if not items:
         entry, cut = corpus._entry(split)
-        path = next(_files({split: entry})).path
+        path = next(entry_files({split: entry})).path
         raise ValueError(
             f"{path} leaves the {split} split empty"
             + (": the file is too short to cut 90/5/5." if cut else ".")
