@@ -347,6 +347,11 @@ class _Rows(keras.utils.PyDataset):
     def __len__(self):
         return len(self.batches)
 
+    @property
+    def tf_signature(self):
+        # The wrapped batches' (see `CheckedData.get_tf_dataset`), if any.
+        return getattr(self.batches, "tf_signature", None)
+
     def __getitem__(self, i):
         batch = self.batches[i]
         rows = keras.tree.flatten(batch)[0].shape[0] // self.devices * self.devices

@@ -381,6 +381,13 @@ class CheckedData(DataAdapter):
             x, y, _ = keras.utils.unpack_x_y_sample_weight(batch)
             return in_pipeline(lambda: self.check_batch(x, y), batch)
 
+        # Keras's adapter of a `PyDataset` takes `tf.data`'s signature from
+        # the first two batches, fixing each dimension they agree on: batches
+        # whose lengths and widths vary (`keras_nlm.datasets`) give theirs.
+        py_dataset = getattr(self.adapter, "py_dataset", None)
+        signature = getattr(py_dataset, "tf_signature", None)
+        if signature is not None:
+            self.adapter._output_signature = signature()
         dataset = self.adapter.get_tf_dataset()
         if self.check_batch is not None:
             dataset = dataset.map(check)

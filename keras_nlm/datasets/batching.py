@@ -70,12 +70,20 @@ class Batches(keras.utils.PyDataset):
         """The same batches as a `tf.data.Dataset` (built from a generator)."""
         import tensorflow as tf
 
-        signature = keras.tree.map_structure(
+        return tf.data.Dataset.from_generator(
+            lambda: iter(self), output_signature=self.tf_signature()
+        )
+
+    def tf_signature(self):
+        """`tf.data`'s signature of these batches: every dimension free, as
+        their lengths and widths vary. (Keras's `fit` on TensorFlow would
+        otherwise fix each dimension on which its first two batches agree, and
+        refuse any later batch of another shape; see `CheckedData`.)"""
+        import tensorflow as tf
+
+        return keras.tree.map_structure(
             lambda a: tf.TensorSpec((None,) * a.ndim, tf.as_dtype(a.dtype)),
             self[0],
-        )
-        return tf.data.Dataset.from_generator(
-            lambda: iter(self), output_signature=signature
         )
 
     # Shuffled datasets draw epoch k's order from (seed, k) alone, not from a
@@ -88,11 +96,7 @@ class Batches(keras.utils.PyDataset):
             if self.shuffle
             else np.arange(count)
         )
-        self._order = self._reordered(order)  # one assignment: a reader sees one order
-
-    def _reordered(self, order):
-        """The epoch's batch order, which a subclass may adjust."""
-        return order
+        self._order = order  # one assignment: a reader sees one order
 
     def on_epoch_end(self):
         if hasattr(self, "epoch"):
@@ -260,11 +264,6 @@ class VariableStreamBatches(StreamBatches):
         lengths = np.clip(
             lengths, self.MINIMUM, self.sequence_length + self.LONGER
         ).astype(int)
-        # TensorFlow's `fit` takes the batches' shape from the first two: of
-        # one length, it would refuse the other lengths.
-        other = np.flatnonzero(lengths != lengths[0])
-        if len(other) and lengths[1] == lengths[0]:
-            lengths[[1, other[0]]] = lengths[[other[0], 1]]
         starts = rng.integers(self.streams.shape[1]) + np.cumsum(lengths) - lengths
         # One attribute, so that a batch read while it changes (tf.data reads
         # ahead) sees one epoch's plan.
@@ -300,9 +299,7 @@ class SentencePairs(Batches):
     its source and its decoder row (`len(target) + 1`), batches are cut
     within a bucket, and a batch's source and targets are all padded to its
     bucket's width: an epoch has at most `2 * len(bucket_widths)` shapes (each
-    bucket's full batches and its last, partial one). The first two batches
-    of every epoch then come from different buckets when there are several
-    (TensorFlow's `fit` fixes the widths of the two it reads first).
+    bucket's full batches and its last, partial one).
 
     Args:
         sources, targets: aligned lists of token-id lists; or, with
@@ -554,14 +551,3 @@ class SentencePairs(Batches):
 
     def _shuffled_count(self):
         return len(self.buckets)
-
-    def _reordered(self, order):
-        if self.bucket_widths is None:
-            return order
-        # TensorFlow's `fit` fixes the widths of the first two batches it
-        # reads: of one bucket, it would refuse the other buckets' batches.
-        widths = [self.widths[i] for i in order]
-        other = [k for k, width in enumerate(widths) if width != widths[0]]
-        if other and widths[1] == widths[0]:
-            order[[1, other[0]]] = order[[other[0], 1]]
-        return order
