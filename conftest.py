@@ -25,8 +25,17 @@ _own_cores()
 # optimization of their code is much of JAX's compile time. Its level 1 kept
 # the run time of the tests that evaluate zoo models (level 0 made them 35%
 # slower) and cut tests/model_contract_test.py under JAX from 201-216 s to
-# 138 s (TensorFlow unchanged). The processes tests start inherit it.
-os.environ.setdefault("XLA_FLAGS", "--xla_backend_optimization_level=1")
+# 138 s (TensorFlow unchanged). XLA's older CPU loop emitters instead of its
+# fusion emitters, and LLVM without its costliest passes, cut it again, on one
+# core: 77.6 -> 57.9 s; tests/zoo_test.py, mixed_precision_test.py and
+# keras_nlm/evaluation_test.py together 218 -> 144 s. In the whole JAX suite
+# (2 workers sharing a compilation cache, so fewer compiles) 634 -> 617 s.
+# The processes tests start inherit them.
+os.environ.setdefault(
+    "XLA_FLAGS",
+    "--xla_backend_optimization_level=1 --xla_cpu_use_fusion_emitters=false"
+    " --xla_llvm_disable_expensive_passes=true",
+)
 # Tests and the processes they start compile the same programs again (the
 # same tiny models, a training killed and resumed): JAX's persistent cache,
 # one per test run, shared by the workers (set before they start), removed
@@ -105,7 +114,7 @@ def pytest_terminal_summary(terminalreporter):
 # out last kept its worker busy while the other idled (scripts/test.sh turns
 # off xdist's own order, by test count, which dealt them out last).
 SLOW_FILES_FIRST = (  # worker seconds, the slowest backend's
-    "tests/compiled_test.py",  # ~260 s (PyTorch)
+    "tests/compiled_test.py",  # ~220 s (PyTorch)
     "tests/distribution_test.py",  # ~155 s (PyTorch)
     "tests/notebooks_test.py",  # ~130 s (JAX)
     "tests/mixed_precision_test.py",  # ~120 s (JAX)

@@ -383,7 +383,10 @@ class CheckedData(DataAdapter):
 
         # Keras's adapter of a `PyDataset` takes `tf.data`'s signature from
         # the first two batches, fixing each dimension they agree on: batches
-        # whose lengths and widths vary (`keras_nlm.datasets`) give theirs.
+        # whose lengths and widths vary give theirs. The protocol: a
+        # `PyDataset` with a `tf_signature()` method (`keras_nlm.datasets`'
+        # batches; a wrapper, such as `distribution._Rows`, hands on its
+        # wrapped batches' method, or None).
         py_dataset = getattr(self.adapter, "py_dataset", None)
         signature = getattr(py_dataset, "tf_signature", None)
         if signature is not None:

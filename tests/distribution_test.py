@@ -29,10 +29,10 @@ def _run(command, backend=None, devices=1, cwd=HERE):
     processes)."""
     backend = backend or keras.backend.backend()
     env = {**os.environ, "KERAS_BACKEND": backend}
-    env.pop("XLA_FLAGS", None)  # the CLI sets it for `--devices`
     launcher = [sys.executable]
-    if devices > 1:  # the worker
-        env["XLA_FLAGS"] = f"--xla_force_host_platform_device_count={devices}"
+    if devices > 1:  # the worker (the CLI adds the flag itself for `--devices`)
+        flag = f"--xla_force_host_platform_device_count={devices}"
+        env["XLA_FLAGS"] = f"{env.get('XLA_FLAGS', '')} {flag}".strip()
         if backend == "torch":
             launcher += ["-m", "torch.distributed.run", "--standalone"]
             launcher += ["--nproc-per-node", str(devices)]

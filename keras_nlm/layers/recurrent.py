@@ -38,7 +38,7 @@ def _keeps_every_step(mask):
     # Exporting (ONNX, `torch.export`) records one path for every input: the
     # masked loop, right for any mask, not the branch the sample input took;
     # `torch.compile` too, as reading the mask's values breaks its graph.
-    if torch.compiler.is_compiling() or torch.jit.is_tracing():
+    if _torch_compiling() or torch.jit.is_tracing():
         return False
     return bool(ops.all(mask))
 
