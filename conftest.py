@@ -28,8 +28,9 @@ _own_cores()
 # 138 s (TensorFlow unchanged). XLA's older CPU loop emitters instead of its
 # fusion emitters, and LLVM without its costliest passes, cut it again, on one
 # core: 77.6 -> 57.9 s; tests/zoo_test.py, mixed_precision_test.py and
-# keras_nlm/evaluation_test.py together 218 -> 144 s. In the whole JAX suite
-# (2 workers sharing a compilation cache, so fewer compiles) 634 -> 617 s.
+# keras_nlm/evaluation_test.py together 218 -> 144 s. The whole JAX suite of
+# a clean-clone `.ci/run` on 2 cores: 634 -> 517 s (TensorFlow's XLA, which
+# knows both flags, compiled tests/compiled_test.py in 99 s against 103 s).
 # The processes tests start inherit them.
 os.environ.setdefault(
     "XLA_FLAGS",
